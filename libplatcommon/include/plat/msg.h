@@ -1,0 +1,51 @@
+/* Builders for PlatformMessage: one place per channel body, so call sites
+ * never fill protobuf-c structs by hand. Every builder returns a message
+ * whose every part is malloc'd (free it with plat_envelope_free), with the
+ * header allocated (source/destination endpoints allocated, ids empty) and
+ * left for the bus to fill. NULL on allocation failure. */
+#ifndef PLAT_MSG_H
+#define PLAT_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "platform.pb-c.h"
+
+typedef struct {
+    const char *language;
+    const char *version;
+} plat_runtime_t;
+
+/* An empty message of channel `ch` with the channel's message allocated and
+ * its body unset (body_case NOT_SET). */
+Plat__PlatformMessage *plat_msg_new(Plat__PlatformMessage__ChannelCase ch);
+
+/* An empty message with no channel at all (for pure error replies). */
+Plat__PlatformMessage *plat_msg_new_empty(void);
+
+/* Control */
+Plat__PlatformMessage *plat_msg_ping(const char *boot_id);
+Plat__PlatformMessage *plat_msg_pong(Plat__HostState state);
+Plat__PlatformMessage *plat_msg_register_ack(const char *boot_id, uint32_t heartbeat_interval_ms,
+                                             uint32_t heartbeat_miss);
+/* The host's own ready report. `language`, `version`, `mode` may be NULL. */
+Plat__PlatformMessage *plat_msg_host_ready(const char *host_id, int32_t pid, const char *language,
+                                           const char *version, const char *mode,
+                                           const char *build_version, int dev);
+
+/* HostBoot */
+Plat__PlatformMessage *plat_msg_hostboot_register(const char *name, const char *version,
+                                                  const plat_runtime_t *runtimes,
+                                                  size_t n_runtimes);
+Plat__PlatformMessage *plat_msg_hostboot_heartbeat(const char *name, uint32_t host_count,
+                                                   uint64_t uptime_ms);
+
+/* Set header.error on `m` (replacing any). `message`/`detail` may be NULL.
+ * Returns 0 or -ENOMEM. */
+int plat_msg_set_error(Plat__PlatformMessage *m, int code, const char *message,
+                       const char *detail);
+
+/* strdup that maps NULL to "" — for filling string fields. NULL on OOM. */
+char *plat_msg_strdup(const char *s);
+
+#endif
