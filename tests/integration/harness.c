@@ -1,0 +1,1134 @@
+#include "harness.h"
+
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include <cmocka.h>
+
+#include "plat/plat.h"
+#include "testports.h"
+
+#define IT_MAX_PROCS 32
+#define IT_MAX_FILES 32
+#define IT_MAX_CLIENTS 8
+#define IT_POLL_MS 20
+#define IT_LOG_TAIL 40
+
+extern char **environ;
+
+struct it_client {
+    it_env_t *env;
+    void *sock;                      /* libzmq DEALER, owned */
+    char id[PLAT_ID_MAX + 1];        /* routing id */
+    char boot_id[PLAT_UUID_LEN + 1]; /* this client's boot id */
+    char platform_boot_id[PLAT_UUID_LEN + 1];
+    uint64_t seq;                    /* last seq_no used */
+    unsigned pings;                  /* pings answered */
+};
+
+struct it_env {
+    char dir[IT_PATH_MAX];                /* temp dir, removed at destroy */
+    int bus_port, http_port, spare_port;  /* distinct free loopback ports */
+    char bus_endpoint[64];
+    char http_base[64];                   /* "http://127.0.0.1:<port>" */
+    it_proc_t *procs[IT_MAX_PROCS];       /* owned */
+    size_t n_procs;
+    char *files[IT_MAX_FILES];            /* paths returned by it_write_file, owned */
+    size_t n_files;
+    it_client_t *clients[IT_MAX_CLIENTS]; /* live clients, owned */
+    void *zctx;                           /* libzmq context of the clients, owned */
+    int fd_baseline;                      /* open fds of this process at it_new */
+    bool strict_logs;                     /* fail on any "err" log line */
+};
+
+/* PIDs started and not yet reaped, across every env: the atexit handler
+ * SIGKILLs them so that no daemon outlives the test process. */
+static pid_t g_live[IT_MAX_PROCS * 4];
+static bool g_atexit_set;
+
+static void live_add(pid_t pid)
+{
+    for (size_t i = 0; i < sizeof g_live / sizeof g_live[0]; i++)
+        if (g_live[i] == 0) {
+            g_live[i] = pid;
+            return;
+        }
+}
+
+static void live_remove(pid_t pid)
+{
+    for (size_t i = 0; i < sizeof g_live / sizeof g_live[0]; i++)
+        if (g_live[i] == pid)
+            g_live[i] = 0;
+}
+
+static void kill_all_live(void)
+{
+    for (size_t i = 0; i < sizeof g_live / sizeof g_live[0]; i++)
+        if (g_live[i] > 0) {
+            kill(g_live[i], SIGKILL);
+            waitpid(g_live[i], NULL, 0);
+            g_live[i] = 0;
+        }
+}
+
+uint64_t it_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+const char *it_log_level(void)
+{
+    const char *l = getenv("PLAT_IT_LOG_LEVEL");
+    return l && *l ? l : "info";
+}
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1; /* the DIR's own fd */
+}
+
+static int pick_port(const int *taken, size_t n_taken)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        int p = plat_test_free_port();
+        if (p <= 0)
+            return -1;
+        bool dup = false;
+        for (size_t i = 0; i < n_taken; i++)
+            dup = dup || taken[i] == p;
+        if (!dup)
+            return p;
+    }
+    return -1;
+}
+
+it_env_t *it_new(void)
+{
+    if (!g_atexit_set) {
+        atexit(kill_all_live);
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        g_atexit_set = true;
+    }
+    it_env_t *env = calloc(1, sizeof *env);
+    assert_non_null(env);
+    const char *tmp = getenv("TMPDIR");
+    snprintf(env->dir, sizeof env->dir, "%s/plat-it-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(env->dir))
+        fail_msg("mkdtemp %s: %s", env->dir, strerror(errno));
+    int taken[3] = {0};
+    env->bus_port = taken[0] = pick_port(taken, 0);
+    env->http_port = taken[1] = pick_port(taken, 1);
+    env->spare_port = taken[2] = pick_port(taken, 2);
+    assert_true(env->bus_port > 0 && env->bus_port < 32768);
+    assert_true(env->http_port > 0 && env->http_port < 32768);
+    assert_true(env->spare_port > 0 && env->spare_port < 32768);
+    snprintf(env->bus_endpoint, sizeof env->bus_endpoint, "tcp://127.0.0.1:%d", env->bus_port);
+    snprintf(env->http_base, sizeof env->http_base, "http://127.0.0.1:%d", env->http_port);
+    env->fd_baseline = count_fds();
+    return env;
+}
+
+const char *it_dir(const it_env_t *env) { return env->dir; }
+int it_bus_port(const it_env_t *env) { return env->bus_port; }
+int it_http_port(const it_env_t *env) { return env->http_port; }
+const char *it_bus_endpoint(const it_env_t *env) { return env->bus_endpoint; }
+void it_set_strict_logs(it_env_t *env, bool strict) { env->strict_logs = strict; }
+
+/* ---- files ---------------------------------------------------------- */
+
+static const char *remember_path(it_env_t *env, const char *path)
+{
+    for (size_t i = 0; i < env->n_files; i++)
+        if (strcmp(env->files[i], path) == 0)
+            return env->files[i];
+    assert_true(env->n_files < IT_MAX_FILES);
+    env->files[env->n_files] = strdup(path);
+    assert_non_null(env->files[env->n_files]);
+    return env->files[env->n_files++];
+}
+
+const char *it_write_file(it_env_t *env, const char *name, const char *content)
+{
+    char path[IT_PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/%s", env->dir, name) >= (int)sizeof path)
+        fail_msg("path too long: %s/%s", env->dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        fail_msg("write %s: %s", path, strerror(errno));
+    size_t len = strlen(content);
+    bool ok = fwrite(content, 1, len, f) == len;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok)
+        fail_msg("write %s failed", path);
+    return remember_path(env, path);
+}
+
+static const char *write_json(it_env_t *env, const char *name, json_t *root, json_t *extra)
+{
+    if (extra)
+        assert_int_equal(json_object_update(root, extra), 0);
+    char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+    assert_non_null(text);
+    const char *path = it_write_file(env, name, text);
+    free(text);
+    json_decref(root);
+    return path;
+}
+
+const char *it_platformd_config(it_env_t *env, int heartbeat_interval_ms, int heartbeat_miss,
+                                json_t *extra)
+{
+    json_t *root = json_pack("{s:{s:s, s:i, s:i, s:i}, s:{s:i, s:i}, s:{s:s, s:i}, s:{s:s}}",
+                             "bus", "endpoint", env->bus_endpoint, "max_msg_size", 1048576,
+                             "sndhwm", 1000, "rcvhwm", 1000,
+                             "heartbeat", "interval_ms", heartbeat_interval_ms, "miss",
+                             heartbeat_miss,
+                             "http", "address", "127.0.0.1", "port", env->http_port,
+                             "log", "level", it_log_level());
+    assert_non_null(root);
+    return write_json(env, "platformd.json", root, extra);
+}
+
+const char *it_hostbootd_config(it_env_t *env, const char *name, json_t *extra)
+{
+    json_t *root = json_pack(
+        "{s:s, s:{s:s}, s:{s:i, s:i, s:i}, s:[{s:s, s:s, s:s}], s:{s:s}}", "name", name,
+        "platform", "endpoint", env->bus_endpoint,
+        "register", "timeout_ms", 500, "retry_initial_ms", 50, "retry_max_ms", 500,
+        "runtimes", "language", "c", "version", "1", "path", PLUGINHOST_BIN,
+        "log", "level", it_log_level());
+    assert_non_null(root);
+    return write_json(env, "hostbootd.json", root, extra);
+}
+
+/* ---- processes ------------------------------------------------------ */
+
+/* environ without JOURNAL_STREAM, so the daemons log plain lines with
+ * timestamps even when ctest itself runs under systemd. malloc'd array of
+ * borrowed strings. */
+static char **child_environ(void)
+{
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **envp = calloc(n + 1, sizeof *envp);
+    assert_non_null(envp);
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "JOURNAL_STREAM=", 15) != 0)
+            envp[j++] = environ[i];
+    return envp;
+}
+
+it_proc_t *it_spawn(it_env_t *env, const char *name, char *const argv[])
+{
+    assert_true(env->n_procs < IT_MAX_PROCS);
+    it_proc_t *p = calloc(1, sizeof *p);
+    assert_non_null(p);
+    snprintf(p->name, sizeof p->name, "%s", name);
+    int n = 1;
+    for (size_t i = 0; i < env->n_procs; i++)
+        if (strcmp(env->procs[i]->name, name) == 0)
+            n++;
+    if (snprintf(p->log, sizeof p->log, "%s/%s-%d.log", env->dir, name, n) >= (int)sizeof p->log)
+        fail_msg("path too long: %s/%s", env->dir, name);
+    int logfd = open(p->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    int nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (logfd < 0 || nullfd < 0)
+        fail_msg("open %s: %s", p->log, strerror(errno));
+    char **envp = child_environ();
+    pid_t parent = getpid();
+
+    p->started_ms = it_now_ms();
+    pid_t pid = fork();
+    if (pid < 0)
+        fail_msg("fork: %s", strerror(errno));
+    if (pid == 0) {
+        /* Child: async-signal-safe calls only. PDEATHSIG kills the daemon
+         * should the test process die without running its cleanup. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+            _exit(127);
+        if (dup2(nullfd, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
+            _exit(127);
+        close_range(3, ~0U, 0);
+        execve(argv[0], argv, envp);
+        static const char msg[] = "it_spawn: execve failed\n";
+        ssize_t w = write(2, msg, sizeof msg - 1);
+        (void)w;
+        _exit(127);
+    }
+    free(envp);
+    close(logfd);
+    close(nullfd);
+    p->pid = pid;
+    live_add(pid);
+    env->procs[env->n_procs++] = p;
+    return p;
+}
+
+it_proc_t *it_start_platformd(it_env_t *env, const char *config_path)
+{
+    char *argv[] = {PLATFORMD_BIN, "--config", (char *)config_path, "--log-level",
+                    (char *)it_log_level(), NULL};
+    return it_spawn(env, "platformd", argv);
+}
+
+it_proc_t *it_start_hostbootd(it_env_t *env, const char *config_path)
+{
+    char *argv[] = {HOSTBOOTD_BIN, "--config", (char *)config_path, NULL};
+    return it_spawn(env, "hostbootd", argv);
+}
+
+it_proc_t *it_start_pluginhost_dev(it_env_t *env, const char *host_id)
+{
+    char *argv[] = {PLUGINHOST_BIN, "--dev", "--platform", env->bus_endpoint, "--host-id",
+                    (char *)host_id, NULL};
+    return it_spawn(env, "pluginhost", argv);
+}
+
+static void reaped(it_proc_t *p, int status)
+{
+    p->exited = true;
+    p->status = status;
+    live_remove(p->pid);
+}
+
+bool it_alive(it_proc_t *p)
+{
+    if (p->exited)
+        return false;
+    int status;
+    pid_t r = waitpid(p->pid, &status, WNOHANG);
+    if (r == p->pid) {
+        reaped(p, status);
+        return false;
+    }
+    return true;
+}
+
+/* Wait for exit until the deadline, polling; true when reaped. */
+static bool wait_reaped(it_proc_t *p, int timeout_ms)
+{
+    uint64_t deadline = it_now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        if (!it_alive(p))
+            return true;
+        if (it_now_ms() >= deadline)
+            return false;
+        sleep_ms(5);
+    }
+}
+
+static void describe_status(int status, char *buf, size_t size)
+{
+    if (WIFEXITED(status))
+        snprintf(buf, size, "exit %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(buf, size, "signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else
+        snprintf(buf, size, "status 0x%x", status);
+}
+
+char *it_read_log(const it_proc_t *p)
+{
+    FILE *f = fopen(p->log, "r");
+    if (!f)
+        return strdup("");
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (len + n + 1 > cap) {
+            cap = (len + n + 1) * 2;
+            char *nb = realloc(buf, cap);
+            assert_non_null(nb);
+            buf = nb;
+        }
+        memcpy(buf + len, chunk, n);
+        len += n;
+    }
+    fclose(f);
+    if (!buf)
+        return strdup("");
+    buf[len] = 0;
+    return buf;
+}
+
+static void dump_log(const it_proc_t *p, int lines)
+{
+    char *text = it_read_log(p);
+    size_t len = strlen(text);
+    const char *start = text;
+    int seen = 0;
+    for (size_t i = len; i > 0; i--)
+        if (text[i - 1] == '\n' && i != len && ++seen >= lines) {
+            start = text + i;
+            break;
+        }
+    fprintf(stderr, "---- %s pid=%d %s (last %d lines) ----\n%s%s", p->name, (int)p->pid, p->log,
+            lines, start, (len && text[len - 1] != '\n') ? "\n" : "");
+    free(text);
+}
+
+void it_dump_logs(const it_env_t *env, int lines)
+{
+    for (size_t i = 0; i < env->n_procs; i++)
+        dump_log(env->procs[i], lines);
+}
+
+void it_fail_at(const it_env_t *env, const char *file, int line, const char *fmt, ...)
+{
+    if (env)
+        it_dump_logs(env, IT_LOG_TAIL);
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    print_error("%s:%d: %s\n", file, line, msg);
+    _fail(file, line);
+    abort(); /* _fail longjmps out of the test; never reached */
+}
+
+int it_wait_exit(it_proc_t *p, int timeout_ms)
+{
+    if (!wait_reaped(p, timeout_ms)) {
+        kill(p->pid, SIGKILL);
+        wait_reaped(p, IT_STOP_DEADLINE_MS);
+        dump_log(p, IT_LOG_TAIL);
+        fail_msg("%s pid=%d did not exit within %d ms", p->name, (int)p->pid, timeout_ms);
+    }
+    return p->status;
+}
+
+/* SIGTERM and wait; returns 0 or writes why into buf and returns -1. */
+static int stop_proc(it_proc_t *p, int timeout_ms, char *why, size_t size)
+{
+    if (p->exited) {
+        char st[64];
+        describe_status(p->status, st, sizeof st);
+        snprintf(why, size, "%s pid=%d had already exited (%s)", p->name, (int)p->pid, st);
+        return -1;
+    }
+    uint64_t t0 = it_now_ms();
+    kill(p->pid, SIGTERM);
+    if (!wait_reaped(p, timeout_ms)) {
+        kill(p->pid, SIGKILL);
+        wait_reaped(p, IT_STOP_DEADLINE_MS);
+        snprintf(why, size, "%s pid=%d did not exit within %d ms of SIGTERM (killed)", p->name,
+                 (int)p->pid, timeout_ms);
+        return -1;
+    }
+    if (!WIFEXITED(p->status) || WEXITSTATUS(p->status) != 0) {
+        char st[64];
+        describe_status(p->status, st, sizeof st);
+        snprintf(why, size, "%s pid=%d ended with %s after SIGTERM (want exit 0)", p->name,
+                 (int)p->pid, st);
+        return -1;
+    }
+    print_message("stopped %s pid=%d in %llu ms\n", p->name, (int)p->pid,
+                  (unsigned long long)(it_now_ms() - t0));
+    return 0;
+}
+
+void it_stop(it_proc_t *p, int timeout_ms)
+{
+    char why[256];
+    if (stop_proc(p, timeout_ms, why, sizeof why) != 0) {
+        dump_log(p, IT_LOG_TAIL);
+        fail_msg("%s", why);
+    }
+}
+
+void it_kill9(it_proc_t *p)
+{
+    if (p->exited)
+        return;
+    kill(p->pid, SIGKILL);
+    if (!wait_reaped(p, IT_STOP_DEADLINE_MS))
+        fail_msg("%s pid=%d survived SIGKILL", p->name, (int)p->pid);
+}
+
+/* ---- teardown checks ------------------------------------------------ */
+
+static const char *const g_bad_markers[] = {
+    "ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+    "WARNING: ThreadSanitizer", "AddressSanitizer:DEADLYSIGNAL",
+};
+
+/* Append to `errs` each sanitizer report (and, when strict, each line at
+ * level err) found in p's log. Returns the number found. */
+static int scan_log(const it_proc_t *p, bool strict, char *errs, size_t size)
+{
+    char *text = it_read_log(p);
+    int found = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        bool bad = false;
+        for (size_t i = 0; i < sizeof g_bad_markers / sizeof g_bad_markers[0]; i++)
+            bad = bad || strstr(line, g_bad_markers[i]) != NULL;
+        if (!bad && strict) {
+            /* "<timestamp> err <daemon>/<component> ..." */
+            const char *sp = strchr(line, ' ');
+            bad = sp && strncmp(sp + 1, "err ", 4) == 0;
+        }
+        if (bad) {
+            found++;
+            size_t used = strlen(errs);
+            snprintf(errs + used, size - used, "  %s: %.300s\n", p->name, line);
+        }
+    }
+    free(text);
+    return found;
+}
+
+/* Zombies whose parent is this process: a child somebody forgot to reap. */
+static int count_zombie_children(char *errs, size_t size)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    pid_t self = getpid();
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        char path[300], buf[512];
+        snprintf(path, sizeof path, "/proc/%.32s/stat", e->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t len = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (len <= 0)
+            continue;
+        buf[len] = 0;
+        /* "pid (comm) S ppid ...": comm may hold spaces and parentheses. */
+        char *rp = strrchr(buf, ')');
+        char state;
+        int ppid;
+        if (!rp || sscanf(rp + 1, " %c %d", &state, &ppid) != 2)
+            continue;
+        if (state == 'Z' && ppid == self) {
+            n++;
+            size_t used = strlen(errs);
+            snprintf(errs + used, size - used, "  zombie child pid=%s\n", e->d_name);
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+void it_destroy(it_env_t **envp)
+{
+    if (!envp || !*envp)
+        return;
+    it_env_t *env = *envp;
+    *envp = NULL;
+    char errs[8192] = "";
+    int n_err = 0;
+
+    for (size_t i = 0; i < IT_MAX_CLIENTS; i++)
+        if (env->clients[i])
+            it_client_destroy(&env->clients[i]);
+    if (env->zctx) {
+        zmq_ctx_term(env->zctx);
+        env->zctx = NULL;
+    }
+
+    /* Peers first, platformd last, so nobody logs a lost platform while the
+     * platform is the one being stopped. */
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t k = env->n_procs; k > 0; k--) {
+            it_proc_t *p = env->procs[k - 1];
+            bool is_platform = strcmp(p->name, "platformd") == 0;
+            if (p->exited || is_platform != (pass == 1))
+                continue;
+            char why[256];
+            if (stop_proc(p, IT_STOP_DEADLINE_MS, why, sizeof why) != 0) {
+                n_err++;
+                size_t used = strlen(errs);
+                snprintf(errs + used, sizeof errs - used, "  %s\n", why);
+            }
+        }
+    for (size_t i = 0; i < env->n_procs; i++)
+        n_err += scan_log(env->procs[i], env->strict_logs, errs, sizeof errs);
+    n_err += count_zombie_children(errs, sizeof errs);
+    int fds = count_fds();
+    if (env->fd_baseline >= 0 && fds > env->fd_baseline) {
+        n_err++;
+        size_t used = strlen(errs);
+        snprintf(errs + used, sizeof errs - used, "  fd leak: %d open fds, %d at start\n", fds,
+                 env->fd_baseline);
+    }
+
+    bool keep = n_err > 0 || (getenv("PLAT_IT_KEEP") && strcmp(getenv("PLAT_IT_KEEP"), "1") == 0);
+    if (n_err > 0)
+        it_dump_logs(env, IT_LOG_TAIL);
+    if (keep)
+        fprintf(stderr, "integration: kept %s\n", env->dir);
+    else
+        nftw(env->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    for (size_t i = 0; i < env->n_procs; i++)
+        free(env->procs[i]);
+    for (size_t i = 0; i < env->n_files; i++)
+        free(env->files[i]);
+    free(env);
+    if (n_err > 0)
+        fail_msg("teardown found %d problem(s):\n%s", n_err, errs);
+}
+
+/* ---- HTTP ----------------------------------------------------------- */
+
+typedef struct {
+    char *data;
+    size_t len;
+} buf_t;
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    buf_t *b = arg;
+    size_t n = size * nmemb;
+    char *nd = realloc(b->data, b->len + n + 1);
+    if (!nd)
+        return 0;
+    memcpy(nd + b->len, ptr, n);
+    b->data = nd;
+    b->len += n;
+    b->data[b->len] = 0;
+    return n;
+}
+
+int it_http_get(const it_env_t *env, const char *path, json_t **body)
+{
+    if (body)
+        *body = NULL;
+    char url[256];
+    snprintf(url, sizeof url, "%s%s", env->http_base, path);
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    buf_t b = {0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*"); /* never through $http_proxy */
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
+    curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    CURLcode rc = curl_easy_perform(c);
+    long status = 0;
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    if (rc != CURLE_OK) {
+        free(b.data);
+        return rc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED;
+    }
+    if (body && b.data)
+        *body = json_loadb(b.data, b.len, 0, NULL);
+    free(b.data);
+    return (int)status;
+}
+
+json_t *it_get_json(const it_env_t *env, const char *path)
+{
+    json_t *body = NULL;
+    int st = it_http_get(env, path, &body);
+    if (st != 200 || !body || !json_is_object(body))
+        it_fail(env, "GET %s: status %d, %s", path, st, body ? "json" : "no JSON body");
+    return body;
+}
+
+/* A process that exited without being asked to: fail now with its log. */
+static void check_no_unexpected_exit(it_env_t *env)
+{
+    for (size_t i = 0; i < env->n_procs; i++) {
+        it_proc_t *p = env->procs[i];
+        if (!p->exited && !it_alive(p)) {
+            char st[64];
+            describe_status(p->status, st, sizeof st);
+            it_fail(env, "%s pid=%d exited unexpectedly (%s)", p->name, (int)p->pid, st);
+        }
+    }
+}
+
+/* Wait one poll interval; bus clients answer pings meanwhile. */
+static void poll_pause(it_env_t *env)
+{
+    zmq_pollitem_t items[IT_MAX_CLIENTS];
+    int n = 0;
+    for (size_t i = 0; i < IT_MAX_CLIENTS; i++)
+        if (env->clients[i])
+            items[n++] = (zmq_pollitem_t){.socket = env->clients[i]->sock, .events = ZMQ_POLLIN};
+    if (n == 0) {
+        sleep_ms(IT_POLL_MS);
+        return;
+    }
+    uint64_t end = it_now_ms() + IT_POLL_MS;
+    for (uint64_t now = it_now_ms(); now < end; now = it_now_ms()) {
+        if (zmq_poll(items, n, (long)(end - now)) > 0)
+            for (size_t i = 0; i < IT_MAX_CLIENTS; i++)
+                if (env->clients[i])
+                    it_client_pump(env->clients[i]);
+    }
+}
+
+uint64_t it_wait_healthy(it_env_t *env, int timeout_ms)
+{
+    uint64_t t0 = it_now_ms();
+    int st = 0;
+    json_t *body = NULL;
+    for (;;) {
+        check_no_unexpected_exit(env);
+        st = it_http_get(env, "/healthz", &body);
+        bool ok = st == 200 && body &&
+                  json_is_string(json_object_get(body, "status")) &&
+                  strcmp(json_string_value(json_object_get(body, "status")), "ok") == 0;
+        json_decref(body);
+        body = NULL;
+        if (ok)
+            return it_now_ms() - t0;
+        if (st == 200)
+            it_fail(env, "GET /healthz answered 200 without {\"status\":\"ok\"}");
+        if (it_now_ms() - t0 >= (uint64_t)timeout_ms)
+            it_fail(env, "platformd not healthy within %d ms (last: %d)", timeout_ms, st);
+        poll_pause(env);
+    }
+}
+
+uint64_t it_wait_json(it_env_t *env, const char *path, it_json_pred pred, void *arg,
+                      int timeout_ms, const char *what)
+{
+    uint64_t t0 = it_now_ms();
+    for (;;) {
+        check_no_unexpected_exit(env);
+        json_t *body = NULL;
+        int st = it_http_get(env, path, &body);
+        bool ok = st == 200 && body && pred(body, arg);
+        if (ok) {
+            json_decref(body);
+            return it_now_ms() - t0;
+        }
+        if (it_now_ms() - t0 >= (uint64_t)timeout_ms) {
+            char *dump = body ? json_dumps(body, JSON_COMPACT) : NULL;
+            fprintf(stderr, "last GET %s: %d %s\n", path, st, dump ? dump : "(no JSON)");
+            free(dump);
+            json_decref(body);
+            it_fail(env, "timed out after %d ms waiting for: %s", timeout_ms, what);
+        }
+        json_decref(body);
+        poll_pause(env);
+    }
+}
+
+json_t *it_json_find(json_t *arr, const char *key, const char *value)
+{
+    size_t i;
+    json_t *el;
+    if (!json_is_array(arr))
+        return NULL;
+    json_array_foreach(arr, i, el)
+    {
+        json_t *v = json_object_get(el, key);
+        if (json_is_string(v) && strcmp(json_string_value(v), value) == 0)
+            return el;
+    }
+    return NULL;
+}
+
+json_t *it_json_path(json_t *root, const char *dotted)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", dotted);
+    json_t *cur = root;
+    char *save = NULL;
+    for (char *k = strtok_r(buf, ".", &save); k && cur; k = strtok_r(NULL, ".", &save))
+        cur = json_object_get(cur, k);
+    return cur;
+}
+
+int64_t it_status_int(it_env_t *env, const char *dotted)
+{
+    json_t *body = it_get_json(env, "/api/v1/status");
+    json_t *v = it_json_path(body, dotted);
+    if (!json_is_integer(v)) {
+        char *dump = json_dumps(body, JSON_COMPACT);
+        fprintf(stderr, "/api/v1/status: %s\n", dump ? dump : "?");
+        free(dump);
+        json_decref(body);
+        it_fail(env, "/api/v1/status has no integer %s", dotted);
+    }
+    int64_t n = json_integer_value(v);
+    json_decref(body);
+    return n;
+}
+
+static bool state_in_list(json_t *body, const char *list, void *arg)
+{
+    const it_match_t *m = arg;
+    json_t *el = it_json_find(json_object_get(body, list), "id", m->id);
+    json_t *st = el ? json_object_get(el, "state") : NULL;
+    return json_is_string(st) && strcmp(json_string_value(st), m->state) == 0;
+}
+
+bool it_pred_hostboot_state(json_t *body, void *arg)
+{
+    return state_in_list(body, "hostboots", arg);
+}
+
+bool it_pred_host_state(json_t *body, void *arg)
+{
+    return state_in_list(body, "hosts", arg);
+}
+
+bool it_pred_status_boot_changed(json_t *body, void *arg)
+{
+    const it_match_t *m = arg;
+    json_t *b = json_object_get(body, "boot_id");
+    return json_is_string(b) && plat_uuid_valid(json_string_value(b)) &&
+           (!m->not_boot_id || strcmp(json_string_value(b), m->not_boot_id) != 0);
+}
+
+/* ---- bus client ----------------------------------------------------- */
+
+void it_new_host_id(char out[64])
+{
+    char uuid[PLAT_UUID_LEN + 1];
+    assert_int_equal(plat_uuid_new(uuid), 0);
+    snprintf(out, 64, "host-%s", uuid);
+}
+
+it_client_t *it_client_new(it_env_t *env, const char *identity)
+{
+    size_t slot = IT_MAX_CLIENTS;
+    for (size_t i = 0; i < IT_MAX_CLIENTS && slot == IT_MAX_CLIENTS; i++)
+        if (!env->clients[i])
+            slot = i;
+    assert_true(slot < IT_MAX_CLIENTS);
+    if (!env->zctx) {
+        env->zctx = zmq_ctx_new();
+        assert_non_null(env->zctx);
+    }
+    it_client_t *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    c->env = env;
+    snprintf(c->id, sizeof c->id, "%s", identity);
+    assert_int_equal(plat_uuid_new(c->boot_id), 0);
+    c->sock = zmq_socket(env->zctx, ZMQ_DEALER);
+    assert_non_null(c->sock);
+    int linger = 0;
+    assert_int_equal(zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger), 0);
+    assert_int_equal(zmq_setsockopt(c->sock, ZMQ_ROUTING_ID, c->id, strlen(c->id)), 0);
+    assert_int_equal(zmq_connect(c->sock, env->bus_endpoint), 0);
+    env->clients[slot] = c;
+    return c;
+}
+
+void it_client_destroy(it_client_t **cp)
+{
+    if (!cp || !*cp)
+        return;
+    it_client_t *c = *cp;
+    *cp = NULL;
+    for (size_t i = 0; i < IT_MAX_CLIENTS; i++)
+        if (c->env->clients[i] == c)
+            c->env->clients[i] = NULL;
+    zmq_close(c->sock);
+    free(c);
+}
+
+const char *it_client_id(const it_client_t *c) { return c->id; }
+const char *it_client_boot_id(const it_client_t *c) { return c->boot_id; }
+uint64_t it_client_next_seq(it_client_t *c) { return ++c->seq; }
+unsigned it_client_pings(const it_client_t *c) { return c->pings; }
+
+/* Replace a protobuf-c string field: builders malloc every string, the
+ * generated defaults point at protobuf_c_empty_string (never freed). */
+static void set_str(char **field, const char *value)
+{
+    if (*field && *field != protobuf_c_empty_string)
+        free(*field);
+    *field = strdup(value);
+    assert_non_null(*field);
+}
+
+static Plat__Endpoint *ensure_endpoint(Plat__Endpoint **ep)
+{
+    if (!*ep) {
+        *ep = malloc(sizeof **ep);
+        assert_non_null(*ep);
+        plat__endpoint__init(*ep);
+    }
+    return *ep;
+}
+
+void it_client_encode(it_client_t *c, Plat__PlatformMessage *m, const char *src, const char *dst,
+                      uint64_t seq, Plat__MessageKind kind, uint8_t **buf, size_t *len)
+{
+    if (!m->header) {
+        m->header = malloc(sizeof *m->header);
+        assert_non_null(m->header);
+        plat__header__init(m->header);
+    }
+    Plat__Header *h = m->header;
+    set_str(&ensure_endpoint(&h->source)->id, src);
+    set_str(&ensure_endpoint(&h->destination)->id, dst);
+    set_str(&h->boot_id, c->boot_id);
+    h->seq_no = seq;
+    h->kind = kind;
+    h->sent_at_ms = plat_now_ms();
+    if (kind == PLAT__MESSAGE_KIND__MESSAGE_KIND_REQUEST)
+        h->timeout_ms = 2000;
+    int rc = plat_envelope_encode(m, 0, buf, len);
+    if (rc != 0)
+        it_fail(c->env, "encode failed: %d", rc);
+}
+
+void it_client_send(it_client_t *c, Plat__PlatformMessage *m, const char *src, const char *dst,
+                    uint64_t seq, Plat__MessageKind kind, uint8_t **raw, size_t *raw_len)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    it_client_encode(c, m, src, dst, seq, kind, &buf, &len);
+    if (zmq_send(c->sock, buf, len, 0) != (int)len)
+        it_fail(c->env, "zmq_send: %s", zmq_strerror(zmq_errno()));
+    if (raw) {
+        *raw = buf;
+        *raw_len = len;
+    } else {
+        free(buf);
+    }
+}
+
+void it_client_send_frames(it_client_t *c, const void *const frames[], const size_t lens[],
+                           size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (zmq_send(c->sock, frames[i], lens[i], i + 1 < n ? ZMQ_SNDMORE : 0) != (int)lens[i])
+            it_fail(c->env, "zmq_send: %s", zmq_strerror(zmq_errno()));
+}
+
+static bool is_ping(const Plat__PlatformMessage *m)
+{
+    return m->channel_case == PLAT__PLATFORM_MESSAGE__CHANNEL_CONTROL && m->control &&
+           m->control->body_case == PLAT__CONTROL_MESSAGE__BODY_PING &&
+           m->header->kind == PLAT__MESSAGE_KIND__MESSAGE_KIND_REQUEST;
+}
+
+static void answer_ping(it_client_t *c, const Plat__PlatformMessage *ping)
+{
+    Plat__PlatformMessage *pong = plat_msg_pong(PLAT__HOST_STATE__HOST_STATE_READY);
+    assert_non_null(pong);
+    it_client_send(c, pong, c->id, ping->header->source->id, ping->header->seq_no,
+                   PLAT__MESSAGE_KIND__MESSAGE_KIND_REPLY, NULL, NULL);
+    plat_envelope_free(&pong);
+    c->pings++;
+}
+
+/* Receive one message without blocking: 1 and *out (a non-ping), 0 when
+ * nothing (more) is waiting. Pings are answered and skipped. */
+static int recv_one(it_client_t *c, Plat__PlatformMessage **out, uint8_t **raw, size_t *raw_len)
+{
+    for (;;) {
+        zmq_msg_t frame;
+        zmq_msg_init(&frame);
+        if (zmq_msg_recv(&frame, c->sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&frame);
+            if (zmq_errno() == EAGAIN)
+                return 0;
+            it_fail(c->env, "zmq_msg_recv: %s", zmq_strerror(zmq_errno()));
+        }
+        if (zmq_msg_more(&frame)) {
+            zmq_msg_close(&frame);
+            it_fail(c->env, "%s received a multi-frame message", c->id);
+        }
+        Plat__PlatformMessage *m = NULL;
+        const char *why = NULL;
+        const uint8_t *data = zmq_msg_data(&frame);
+        size_t len = zmq_msg_size(&frame);
+        int rc = plat_envelope_decode(data, len, 0, &m, &why);
+        if (rc != 0) {
+            zmq_msg_close(&frame);
+            it_fail(c->env, "%s received an invalid message: %d (%s)", c->id, rc,
+                    why ? why : "?");
+        }
+        if (is_ping(m)) {
+            snprintf(c->platform_boot_id, sizeof c->platform_boot_id, "%s",
+                     m->control->ping->boot_id);
+            answer_ping(c, m);
+            plat_envelope_free(&m);
+            zmq_msg_close(&frame);
+            continue;
+        }
+        if (raw) {
+            *raw = malloc(len ? len : 1);
+            assert_non_null(*raw);
+            memcpy(*raw, data, len);
+            *raw_len = len;
+        }
+        zmq_msg_close(&frame);
+        *out = m;
+        return 1;
+    }
+}
+
+int it_client_recv(it_client_t *c, int timeout_ms, Plat__PlatformMessage **out, uint8_t **raw,
+                   size_t *raw_len)
+{
+    *out = NULL;
+    uint64_t deadline = it_now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        if (recv_one(c, out, raw, raw_len) == 1)
+            return 0;
+        uint64_t now = it_now_ms();
+        if (now >= deadline)
+            return -ETIMEDOUT;
+        zmq_pollitem_t item = {.socket = c->sock, .events = ZMQ_POLLIN};
+        zmq_poll(&item, 1, (long)(deadline - now));
+    }
+}
+
+void it_client_pump(it_client_t *c)
+{
+    /* Anything but a ping arriving while nobody waits for it is a test
+     * failure: every expected message is received explicitly. */
+    Plat__PlatformMessage *m = NULL;
+    if (recv_one(c, &m, NULL, NULL) == 1) {
+        const Plat__Header *h = m->header;
+        char desc[256];
+        snprintf(desc, sizeof desc, "from %s kind %d seq %llu channel %s", h->source->id,
+                 (int)h->kind, (unsigned long long)h->seq_no,
+                 plat_channel_name(m->channel_case));
+        plat_envelope_free(&m);
+        it_fail(c->env, "%s received an unexpected message %s", c->id, desc);
+    }
+}
+
+const char *it_client_register(it_client_t *c, uint32_t *hb_interval_ms, uint32_t *hb_miss)
+{
+    Plat__PlatformMessage *m =
+        plat_msg_host_ready(c->id, (int32_t)getpid(), "c", "1", "dev", PLAT_VERSION, 1);
+    assert_non_null(m);
+    uint64_t seq = it_client_next_seq(c);
+    it_client_send(c, m, c->id, PLAT_PLATFORM_ID, seq, PLAT__MESSAGE_KIND__MESSAGE_KIND_REQUEST,
+                   NULL, NULL);
+    plat_envelope_free(&m);
+    Plat__PlatformMessage *r = NULL;
+    if (it_client_recv(c, IT_DEADLINE_MS, &r, NULL, NULL) != 0)
+        it_fail(c->env, "%s: no answer to Control.ready", c->id);
+    const Plat__Header *h = r->header;
+    bool ok = h->kind == PLAT__MESSAGE_KIND__MESSAGE_KIND_REPLY && h->seq_no == seq &&
+              !h->error && strcmp(h->source->id, PLAT_PLATFORM_ID) == 0 &&
+              strcmp(h->destination->id, c->id) == 0 &&
+              r->channel_case == PLAT__PLATFORM_MESSAGE__CHANNEL_CONTROL &&
+              r->control->body_case == PLAT__CONTROL_MESSAGE__BODY_REGISTER_ACK &&
+              plat_uuid_valid(r->control->register_ack->boot_id);
+    if (!ok) {
+        char why[256];
+        snprintf(why, sizeof why, "kind %d seq %llu (want %llu) error %d %s channel %s",
+                 (int)h->kind, (unsigned long long)h->seq_no, (unsigned long long)seq,
+                 h->error ? h->error->code : 0, h->error ? h->error->message : "",
+                 plat_channel_name(r->channel_case));
+        plat_envelope_free(&r);
+        it_fail(c->env, "%s: Control.ready not answered by register_ack: %s", c->id, why);
+    }
+    snprintf(c->platform_boot_id, sizeof c->platform_boot_id, "%s",
+             r->control->register_ack->boot_id);
+    if (hb_interval_ms)
+        *hb_interval_ms = r->control->register_ack->heartbeat_interval_ms;
+    if (hb_miss)
+        *hb_miss = r->control->register_ack->heartbeat_miss;
+    plat_envelope_free(&r);
+    return c->platform_boot_id;
+}
+
+/* ---- the usual trio ------------------------------------------------- */
+
+uint64_t it_suite_wait_ready(it_env_t *env, const it_suite_t *s, int timeout_ms)
+{
+    uint64_t t0 = it_now_ms();
+    it_match_t hb = {.id = IT_HOSTBOOT_ID, .state = "ready"};
+    it_match_t host = {.id = s->host_id, .state = "ready"};
+    it_wait_json(env, "/api/v1/hostboots", it_pred_hostboot_state, &hb, timeout_ms,
+                 IT_HOSTBOOT_ID " listed ready");
+    uint64_t spent = it_now_ms() - t0;
+    int left = timeout_ms > (int)spent ? timeout_ms - (int)spent : 1;
+    it_wait_json(env, "/api/v1/hosts", it_pred_host_state, &host, left, "dev host listed ready");
+    return it_now_ms() - t0;
+}
+
+void it_suite_start(it_env_t *env, it_suite_t *s, int heartbeat_interval_ms, int heartbeat_miss)
+{
+    memset(s, 0, sizeof *s);
+    s->platformd_config = it_platformd_config(env, heartbeat_interval_ms, heartbeat_miss, NULL);
+    s->hostbootd_config = it_hostbootd_config(env, IT_HOSTBOOT_NAME, NULL);
+    it_new_host_id(s->host_id);
+
+    s->t0 = it_now_ms();
+    s->platformd = it_start_platformd(env, s->platformd_config);
+    s->hostbootd = it_start_hostbootd(env, s->hostbootd_config);
+    s->pluginhost = it_start_pluginhost_dev(env, s->host_id);
+
+    it_wait_healthy(env, IT_DEADLINE_MS);
+    s->healthy_ms = it_now_ms() - s->t0;
+    it_match_t hb = {.id = IT_HOSTBOOT_ID, .state = "ready"};
+    it_match_t host = {.id = s->host_id, .state = "ready"};
+    it_wait_json(env, "/api/v1/hostboots", it_pred_hostboot_state, &hb, IT_DEADLINE_MS,
+                 IT_HOSTBOOT_ID " listed ready");
+    s->hostboot_ready_ms = it_now_ms() - s->t0;
+    it_wait_json(env, "/api/v1/hosts", it_pred_host_state, &host, IT_DEADLINE_MS,
+                 "dev host listed ready");
+    s->host_ready_ms = it_now_ms() - s->t0;
+    print_message("suite up: healthy %llu ms, hostboot ready %llu ms, host ready %llu ms "
+                  "after spawn\n",
+                  (unsigned long long)s->healthy_ms, (unsigned long long)s->hostboot_ready_ms,
+                  (unsigned long long)s->host_ready_ms);
+}

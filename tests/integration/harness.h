@@ -1,0 +1,265 @@
+/* Integration-test harness: runs the real daemons (platformd, hostbootd,
+ * pluginhost) on free loopback ports in a private temp dir and drives them
+ * through the HTTP API and the bus, as an operator or a peer would.
+ *
+ * Rules it enforces (docs/testing.md):
+ *   - every process it starts is in one registry and is killed by PID
+ *     (SIGKILL) from it_destroy, from an atexit handler and, should the test
+ *     process itself die, by PR_SET_PDEATHSIG — nothing outlives a test;
+ *   - waits poll a condition with a deadline, never a fixed sleep;
+ *   - ports come from tests/common/testports.h (127.0.0.1, below 32768);
+ *   - at teardown: every daemon still running must exit 0 on SIGTERM, no log
+ *     holds a sanitizer report, no zombie child is left, no fd leaked.
+ *
+ * Functions that check something fail the current cmocka test (after
+ * printing the tail of every daemon log) instead of returning an error.
+ * Single-threaded: call from the test thread only. */
+#ifndef PLAT_IT_HARNESS_H
+#define PLAT_IT_HARNESS_H
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "platform.pb-c.h"
+
+#define IT_PATH_MAX 512
+
+/* Default deadlines (ms). Generous so that a sanitizer build on a loaded CI
+ * machine passes; the tests assert tighter bounds where the contract sets
+ * one (e.g. "registered within 1 s"). */
+#define IT_DEADLINE_MS 10000
+#define IT_STOP_DEADLINE_MS 10000
+
+typedef struct it_env it_env_t;
+
+/* One process started by the harness. Owned by its it_env_t; stays valid
+ * (with exited set) after the process was reaped, until it_destroy. */
+typedef struct {
+    pid_t pid;                 /* as returned by fork */
+    char name[32];             /* "platformd", "hostbootd", "pluginhost", ... */
+    char log[IT_PATH_MAX];     /* stdout+stderr of the process */
+    uint64_t started_ms;       /* it_now_ms() just before fork */
+    bool exited;               /* reaped */
+    int status;                /* waitpid status when exited */
+} it_proc_t;
+
+/* Predicate on a parsed JSON body (borrowed). */
+typedef bool (*it_json_pred)(json_t *body, void *arg);
+
+/* ---- environment ---------------------------------------------------- */
+
+/* Temp dir (mkdtemp under $TMPDIR or /tmp), three distinct free ports (bus,
+ * HTTP, spare), a baseline fd count. Fails the test on error. */
+it_env_t *it_new(void);
+
+/* Stop every live process (SIGTERM, IT_STOP_DEADLINE_MS, then SIGKILL),
+ * check exits, logs, zombies and fds, remove the temp dir (kept when a check
+ * failed or PLAT_IT_KEEP=1; its path is printed then). Fails the test if a
+ * check failed — but only after everything was killed and reaped.
+ * NULL-safe; sets *env = NULL. */
+void it_destroy(it_env_t **env);
+
+const char *it_dir(const it_env_t *env);
+int it_bus_port(const it_env_t *env);
+int it_http_port(const it_env_t *env);
+/* "tcp://127.0.0.1:<bus port>" */
+const char *it_bus_endpoint(const it_env_t *env);
+
+/* When set, it_destroy also fails on any log line at level "err" (a clean
+ * run must not produce one). Off by default. */
+void it_set_strict_logs(it_env_t *env, bool strict);
+
+/* Log level for the daemons: $PLAT_IT_LOG_LEVEL or "info". */
+const char *it_log_level(void);
+
+/* Write `content` to <dir>/<name>; returns the full path (static storage of
+ * the env, valid until it_destroy; one slot per distinct name). */
+const char *it_write_file(it_env_t *env, const char *name, const char *content);
+
+/* Config files for the daemons, written into the temp dir. Extra JSON
+ * members (an object, may be NULL) are merged at top level, replacing. */
+const char *it_platformd_config(it_env_t *env, int heartbeat_interval_ms, int heartbeat_miss,
+                                json_t *extra);
+const char *it_hostbootd_config(it_env_t *env, const char *name, json_t *extra);
+
+/* ---- processes ------------------------------------------------------ */
+
+/* fork + exec argv[0] (a path) with stdout/stderr appended to
+ * <dir>/<name>-<n>.log, JOURNAL_STREAM unset, stdin /dev/null, every other
+ * fd closed, PR_SET_PDEATHSIG SIGKILL. Registered for cleanup. */
+it_proc_t *it_spawn(it_env_t *env, const char *name, char *const argv[]);
+
+/* Convenience starters using PLATFORMD_BIN etc. */
+it_proc_t *it_start_platformd(it_env_t *env, const char *config_path);
+it_proc_t *it_start_hostbootd(it_env_t *env, const char *config_path);
+/* `host_id` "host-<uuid>"; connects to the env's bus endpoint. */
+it_proc_t *it_start_pluginhost_dev(it_env_t *env, const char *host_id);
+
+/* True while the process has not exited (reaps it if it has). */
+bool it_alive(it_proc_t *p);
+
+/* Wait for the process to exit by itself within timeout_ms; returns its
+ * waitpid status. Fails the test on timeout (the process is then killed). */
+int it_wait_exit(it_proc_t *p, int timeout_ms);
+
+/* SIGTERM, wait up to timeout_ms; fails the test (with the log tail) if it
+ * did not exit in time (then SIGKILLed) or did not exit with status 0. */
+void it_stop(it_proc_t *p, int timeout_ms);
+
+/* SIGKILL and reap at once. */
+void it_kill9(it_proc_t *p);
+
+/* Whole log of the process (malloc'd, NUL-terminated; "" when empty). */
+char *it_read_log(const it_proc_t *p);
+
+/* Print the last `lines` lines of every process log of the env to stderr. */
+void it_dump_logs(const it_env_t *env, int lines);
+
+/* Fail the current test after dumping every daemon log tail. */
+#define it_fail(env, ...) it_fail_at((env), __FILE__, __LINE__, __VA_ARGS__)
+void it_fail_at(const it_env_t *env, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5), noreturn));
+
+/* Assert with the daemon logs shown on failure. */
+#define IT_CHECK(env, cond, ...)                                                        \
+    do {                                                                                \
+        if (!(cond))                                                                    \
+            it_fail_at((env), __FILE__, __LINE__, "check failed: " #cond ": " __VA_ARGS__); \
+    } while (0)
+
+/* ---- time ----------------------------------------------------------- */
+
+/* CLOCK_MONOTONIC in milliseconds. */
+uint64_t it_now_ms(void);
+
+/* ---- HTTP ----------------------------------------------------------- */
+
+/* GET http://127.0.0.1:<http port><path>. Returns the HTTP status (> 0),
+ * or a negative errno when no response came (connection refused...).
+ * *body (may be NULL) gets the parsed JSON (owned by the caller, NULL when
+ * the body is not JSON). */
+int it_http_get(const it_env_t *env, const char *path, json_t **body);
+
+/* GET that must answer 200 with a JSON body; fails the test otherwise. */
+json_t *it_get_json(const it_env_t *env, const char *path);
+
+/* Poll GET /healthz every 20 ms until it answers 200 {"status":"ok"}, or
+ * fail after timeout_ms. Returns the elapsed ms. Also fails at once when
+ * one of the env's processes exited meanwhile. */
+uint64_t it_wait_healthy(it_env_t *env, int timeout_ms);
+
+/* Poll GET `path` every 20 ms until it answers 200 and pred(body) holds;
+ * returns the elapsed ms, fails after timeout_ms (showing `what` and the
+ * last body). While waiting, connected bus clients answer their pings. */
+uint64_t it_wait_json(it_env_t *env, const char *path, it_json_pred pred, void *arg,
+                      int timeout_ms, const char *what);
+
+/* The element of array `arr` whose string member `key` equals `value`. */
+json_t *it_json_find(json_t *arr, const char *key, const char *value);
+
+/* Integer at a dotted path ("bus.dropped.spoofed") of GET /api/v1/status. */
+int64_t it_status_int(it_env_t *env, const char *dotted);
+
+/* Integer/string/object at a dotted path of `root`; NULL when absent. */
+json_t *it_json_path(json_t *root, const char *dotted);
+
+/* ---- waiting on the API: common predicates -------------------------- */
+
+/* /api/v1/hostboots lists `id` with state `state`. arg: it_match_t. */
+typedef struct {
+    const char *id;
+    const char *state;
+    const char *not_boot_id;  /* it_pred_status_boot_changed only */
+} it_match_t;
+bool it_pred_hostboot_state(json_t *body, void *arg);
+/* /api/v1/hosts lists `id` with state `state`. */
+bool it_pred_host_state(json_t *body, void *arg);
+/* /api/v1/status boot_id is present and differs from not_boot_id. */
+bool it_pred_status_boot_changed(json_t *body, void *arg);
+
+/* ---- a bus client --------------------------------------------------- */
+
+/* A synchronous DEALER to the platform with a chosen routing id, for tests
+ * that play a peer (including a hostile one). Receiving answers the
+ * platform's Control.ping requests with a pong on the way, so a client
+ * stays alive while the test waits. Owned by the env (destroyed with it). */
+typedef struct it_client it_client_t;
+
+it_client_t *it_client_new(it_env_t *env, const char *identity);
+void it_client_destroy(it_client_t **c);
+
+const char *it_client_id(const it_client_t *c);
+const char *it_client_boot_id(const it_client_t *c);
+
+/* Next seq_no of this client (starts at 1). */
+uint64_t it_client_next_seq(it_client_t *c);
+
+/* Fill m's header (source `src` — normally the client id, destination
+ * `dst`, `seq`, `kind`, boot id, sent_at_ms) and send it encoded. `m` stays
+ * the caller's (plat_msg_* builders; header strings replaced). If `raw` is
+ * not NULL it receives a malloc'd copy of the bytes sent (*raw_len too). */
+void it_client_send(it_client_t *c, Plat__PlatformMessage *m, const char *src, const char *dst,
+                    uint64_t seq, Plat__MessageKind kind, uint8_t **raw, size_t *raw_len);
+
+/* Fill the header as it_client_send does and encode without sending;
+ * *buf is malloc'd (caller frees). */
+void it_client_encode(it_client_t *c, Plat__PlatformMessage *m, const char *src, const char *dst,
+                      uint64_t seq, Plat__MessageKind kind, uint8_t **buf, size_t *len);
+
+/* Send arbitrary frames as one message (for garbage / wrong frame counts). */
+void it_client_send_frames(it_client_t *c, const void *const frames[], const size_t lens[],
+                           size_t n);
+
+/* Wait up to timeout_ms for the next message that is not a ping (pings are
+ * answered). Returns 0 and *out (caller frees with plat_envelope_free) plus,
+ * if raw is not NULL, a malloc'd copy of its bytes; -ETIMEDOUT when nothing
+ * came; fails the test on an undecodable message. */
+int it_client_recv(it_client_t *c, int timeout_ms, Plat__PlatformMessage **out, uint8_t **raw,
+                   size_t *raw_len);
+
+/* Answer pending pings without blocking. */
+void it_client_pump(it_client_t *c);
+
+/* Send Control.ready (dev host, own pid) as a REQUEST and expect a
+ * register_ack REPLY; returns the platform boot id from the ack (static
+ * storage of the client). Fails the test otherwise. */
+const char *it_client_register(it_client_t *c, uint32_t *hb_interval_ms, uint32_t *hb_miss);
+
+/* Number of pings this client answered. */
+unsigned it_client_pings(const it_client_t *c);
+
+/* A new random "host-<uuid>" into out[64]. */
+void it_new_host_id(char out[64]);
+
+/* ---- the usual trio ------------------------------------------------- */
+
+/* platformd + hostbootd "itest" + one --dev pluginhost, started back to back
+ * (t0 taken before the first spawn), then waited for: /healthz, the
+ * hostboot and the host listed "ready". Times are measured from t0. */
+typedef struct {
+    it_proc_t *platformd;
+    it_proc_t *hostbootd;
+    it_proc_t *pluginhost;
+    const char *platformd_config; /* owned by the env */
+    const char *hostbootd_config; /* owned by the env */
+    char host_id[64];             /* the dev host's id */
+    uint64_t t0;                  /* it_now_ms() before the first spawn */
+    uint64_t healthy_ms;          /* GET /healthz first answered 200, after t0 */
+    uint64_t hostboot_ready_ms;   /* hostboot-itest first seen ready, after t0 */
+    uint64_t host_ready_ms;       /* the dev host first seen ready, after t0 */
+} it_suite_t;
+
+#define IT_HOSTBOOT_NAME "itest"
+#define IT_HOSTBOOT_ID "hostboot-itest"
+
+void it_suite_start(it_env_t *env, it_suite_t *s, int heartbeat_interval_ms, int heartbeat_miss);
+
+/* Wait until hostboot-itest and the dev host are both listed "ready";
+ * returns the ms it took. */
+uint64_t it_suite_wait_ready(it_env_t *env, const it_suite_t *s, int timeout_ms);
+
+#endif
