@@ -1,0 +1,315 @@
+/* A bus endpoint on a libuv loop. See bus.h for the receive path. */
+#include "plat/bus.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plat/envelope.h"
+#include "plat/log.h"
+#include "plat/msg.h"
+#include "plat/uvzmq.h"
+
+struct plat_bus {
+    uv_loop_t *loop;
+    plat_endpoint_t *ep;
+    plat_uvzmq_t *watch;
+    plat_sync_t *sync;
+    plat_endpoint_role_t role;
+    char identity[PLAT_ID_MAX + 1];
+    char boot_id[PLAT_UUID_LEN + 1];
+    size_t max_msg_size;
+    uint64_t next_seq;
+    plat_bus_message_cb on_message;
+    plat_bus_drop_cb on_drop;
+    void *arg;
+    plat_bus_stats_t stats;
+};
+
+static const char *const g_drop_names[PLAT_BUS_DROP__COUNT] = {
+    [PLAT_BUS_DROP_FRAMES] = "wrong frames",
+    [PLAT_BUS_DROP_TOO_BIG] = "too big",
+    [PLAT_BUS_DROP_UNDECODABLE] = "undecodable",
+    [PLAT_BUS_DROP_INVALID] = "invalid envelope",
+    [PLAT_BUS_DROP_SPOOFED] = "spoofed source",
+    [PLAT_BUS_DROP_LATE_REPLY] = "late reply",
+    [PLAT_BUS_DROP_MISDIRECTED] = "misdirected",
+};
+
+const char *plat_bus_drop_name(plat_bus_drop_t reason)
+{
+    return reason < PLAT_BUS_DROP__COUNT ? g_drop_names[reason] : "unknown";
+}
+
+static unsigned channel_index(Plat__PlatformMessage__ChannelCase c)
+{
+    return (unsigned)c < 36 ? (unsigned)c : 0;
+}
+
+static void drop(plat_bus_t *bus, plat_bus_drop_t reason, const char *peer,
+                 const Plat__PlatformMessage *msg, const char *why)
+{
+    bus->stats.dropped[reason]++;
+    if (bus->on_drop) {
+        bus->on_drop(bus, reason, peer ? peer : "", msg, why ? why : "", bus->arg);
+        return;
+    }
+    const Plat__Header *h = msg ? msg->header : NULL;
+    plat_log_warn("bus", "dropped message: %s (%s) peer=%s source=%s destination=%s seq=%llu",
+                  plat_bus_drop_name(reason), why ? why : "", peer && *peer ? peer : "-",
+                  h && h->source ? h->source->id : "-",
+                  h && h->destination ? h->destination->id : "-",
+                  h ? (unsigned long long)h->seq_no : 0ULL);
+}
+
+/* The identity a ROUTER connection proved: its ZAP User-Id when one was
+ * set (CURVE), else the routing id it announced. */
+static const char *authenticated_peer(zmq_msg_t *payload, const char *routing_id)
+{
+    const char *uid = zmq_msg_gets(payload, "User-Id");
+    return uid && *uid ? uid : routing_id;
+}
+
+static int on_readable(void *arg)
+{
+    plat_bus_t *bus = arg;
+    char peer[PLAT_ID_MAX + 1];
+    zmq_msg_t payload;
+    int rc = plat_endpoint_recv(bus->ep, peer, &payload);
+    if (rc == -EAGAIN)
+        return 0;
+    if (rc == -EPROTO) {
+        drop(bus, PLAT_BUS_DROP_FRAMES, peer, NULL, "wrong number of frames or bad routing id");
+        return 1;
+    }
+    if (rc < 0)
+        return rc;
+
+    const char *from = bus->role == PLAT_ENDPOINT_ROUTER ? authenticated_peer(&payload, peer)
+                                                        : PLAT_PLATFORM_ID;
+    char from_copy[PLAT_ID_MAX + 1];
+    snprintf(from_copy, sizeof from_copy, "%s", from);
+
+    const uint8_t *raw = zmq_msg_data(&payload);
+    size_t raw_len = zmq_msg_size(&payload);
+    Plat__PlatformMessage *m = NULL;
+    const char *why = NULL;
+    rc = plat_envelope_decode(raw, raw_len, bus->max_msg_size, &m, &why);
+    if (rc < 0) {
+        plat_bus_drop_t reason = rc == -EMSGSIZE ? PLAT_BUS_DROP_TOO_BIG
+                                 : rc == -EPROTO ? PLAT_BUS_DROP_INVALID
+                                                 : PLAT_BUS_DROP_UNDECODABLE;
+        if (rc == -ENOMEM)
+            why = "out of memory";
+        drop(bus, reason, from_copy, NULL, why);
+        zmq_msg_close(&payload);
+        return 1;
+    }
+    const Plat__Header *h = m->header;
+    if (bus->role == PLAT_ENDPOINT_ROUTER && strcmp(h->source->id, from_copy) != 0) {
+        drop(bus, PLAT_BUS_DROP_SPOOFED, from_copy, m, "source id is not the sender's identity");
+    } else if (bus->role == PLAT_ENDPOINT_DEALER &&
+               strcmp(h->destination->id, bus->identity) != 0) {
+        drop(bus, PLAT_BUS_DROP_MISDIRECTED, from_copy, m, "destination is not this endpoint");
+    } else if (h->kind == PLAT__MESSAGE_KIND__MESSAGE_KIND_REPLY &&
+               strcmp(h->destination->id, bus->identity) == 0) {
+        bus->stats.rx++;
+        bus->stats.rx_by_channel[channel_index(m->channel_case)]++;
+        if (plat_sync_resolve(bus->sync, h->source->id, h->seq_no, m) == -ENOENT)
+            drop(bus, PLAT_BUS_DROP_LATE_REPLY, from_copy, m,
+                 "no request pending (timed out or never sent)");
+    } else {
+        bus->stats.rx++;
+        bus->stats.rx_by_channel[channel_index(m->channel_case)]++;
+        plat_bus_rx_t rx = {.peer = from_copy, .msg = m, .raw = raw, .raw_len = raw_len};
+        /* The callback may destroy the bus: touch nothing of it after. */
+        bus->on_message(bus, &rx, bus->arg);
+    }
+    plat_envelope_free(&m);
+    zmq_msg_close(&payload);
+    return 1;
+}
+
+plat_bus_t *plat_bus_new(uv_loop_t *loop, const plat_bus_opts_t *opts)
+{
+    if (!loop || !opts || !opts->address || !opts->on_message ||
+        plat_id_kind(opts->identity) == PLAT_ID_INVALID) {
+        errno = EINVAL;
+        return NULL;
+    }
+    plat_bus_t *bus = calloc(1, sizeof *bus);
+    if (!bus)
+        return NULL;
+    bus->loop = loop;
+    bus->role = opts->role;
+    snprintf(bus->identity, sizeof bus->identity, "%s", opts->identity);
+    snprintf(bus->boot_id, sizeof bus->boot_id, "%s", opts->boot_id ? opts->boot_id : "");
+    bus->max_msg_size =
+        opts->endpoint.max_msg_size ? opts->endpoint.max_msg_size : PLAT_MAX_MSG_SIZE_DEFAULT;
+    bus->on_message = opts->on_message;
+    bus->on_drop = opts->on_drop;
+    bus->arg = opts->arg;
+    bus->ep = opts->role == PLAT_ENDPOINT_ROUTER
+                  ? plat_endpoint_router_new(opts->address, &opts->endpoint)
+                  : plat_endpoint_dealer_new(opts->identity, opts->address, &opts->endpoint);
+    if (!bus->ep)
+        goto fail;
+    bus->sync = plat_sync_new(loop);
+    if (!bus->sync)
+        goto fail;
+    bus->watch = plat_uvzmq_new(loop, plat_endpoint_handle(bus->ep), 0, on_readable, bus);
+    if (!bus->watch)
+        goto fail;
+    return bus;
+fail:;
+    int e = errno ? errno : ENOMEM;
+    plat_sync_destroy(&bus->sync);
+    plat_endpoint_destroy(&bus->ep);
+    free(bus);
+    errno = e;
+    return NULL;
+}
+
+void plat_bus_destroy(plat_bus_t **busp)
+{
+    if (!busp || !*busp)
+        return;
+    plat_bus_t *bus = *busp;
+    *busp = NULL;
+    plat_sync_destroy(&bus->sync);
+    plat_uvzmq_close(&bus->watch);
+    plat_endpoint_destroy(&bus->ep);
+    free(bus);
+}
+
+const char *plat_bus_identity(const plat_bus_t *bus) { return bus->identity; }
+const char *plat_bus_boot_id(const plat_bus_t *bus) { return bus->boot_id; }
+const plat_bus_stats_t *plat_bus_stats(const plat_bus_t *bus) { return &bus->stats; }
+plat_sync_t *plat_bus_sync(plat_bus_t *bus) { return bus->sync; }
+plat_endpoint_t *plat_bus_endpoint(plat_bus_t *bus) { return bus->ep; }
+
+/* Replace a string field of a message the bus was handed (every part
+ * malloc'd, or protobuf-c's static empty default). */
+static int set_str(char **field, const char *value)
+{
+    char *v = strdup(value);
+    if (!v)
+        return -ENOMEM;
+    if (*field && *field != protobuf_c_empty_string)
+        free(*field);
+    *field = v;
+    return 0;
+}
+
+static int ensure_endpoint(Plat__Endpoint **ep)
+{
+    if (*ep)
+        return 0;
+    *ep = malloc(sizeof **ep);
+    if (!*ep)
+        return -ENOMEM;
+    plat__endpoint__init(*ep);
+    return 0;
+}
+
+static int fill_header(plat_bus_t *bus, Plat__PlatformMessage *msg, const char *dst,
+                       Plat__MessageKind kind, uint64_t seq, uint32_t timeout_ms)
+{
+    if (!msg || !dst)
+        return -EINVAL;
+    if (!msg->header) {
+        msg->header = malloc(sizeof *msg->header);
+        if (!msg->header)
+            return -ENOMEM;
+        plat__header__init(msg->header);
+    }
+    Plat__Header *h = msg->header;
+    if (ensure_endpoint(&h->source) || ensure_endpoint(&h->destination) ||
+        set_str(&h->source->id, bus->identity) || set_str(&h->destination->id, dst) ||
+        set_str(&h->boot_id, bus->boot_id))
+        return -ENOMEM;
+    h->seq_no = seq;
+    h->kind = kind;
+    h->timeout_ms = timeout_ms;
+    h->sent_at_ms = plat_now_ms();
+    return 0;
+}
+
+static int send_encoded(plat_bus_t *bus, const char *peer, const Plat__PlatformMessage *msg)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = plat_envelope_encode(msg, bus->max_msg_size, &buf, &len);
+    if (rc == 0) {
+        rc = plat_endpoint_send(bus->ep, peer, buf, len);
+        free(buf);
+    }
+    if (rc == 0) {
+        bus->stats.tx++;
+        bus->stats.tx_by_channel[channel_index(msg->channel_case)]++;
+    } else {
+        bus->stats.tx_failed++;
+    }
+    plat_uvzmq_kick(bus->watch);
+    return rc;
+}
+
+int plat_bus_send(plat_bus_t *bus, const char *dst, Plat__PlatformMessage *msg)
+{
+    int rc = fill_header(bus, msg, dst, PLAT__MESSAGE_KIND__MESSAGE_KIND_EVENT, ++bus->next_seq, 0);
+    return rc < 0 ? rc : send_encoded(bus, dst, msg);
+}
+
+int64_t plat_bus_request(plat_bus_t *bus, const char *dst, Plat__PlatformMessage *msg,
+                         uint32_t timeout_ms, plat_bus_reply_cb cb, void *arg)
+{
+    if (!cb)
+        return -EINVAL;
+    uint64_t seq = ++bus->next_seq;
+    int rc = fill_header(bus, msg, dst, PLAT__MESSAGE_KIND__MESSAGE_KIND_REQUEST, seq, timeout_ms);
+    if (rc < 0)
+        return rc;
+    rc = send_encoded(bus, dst, msg);
+    if (rc < 0)
+        return rc;
+    /* Single-threaded: the reply cannot be handled before we return to the
+     * loop, so registering after a successful send is race-free and keeps
+     * failed sends out of the table. */
+    rc = plat_sync_add(bus->sync, dst, seq, timeout_ms, cb, arg);
+    return rc < 0 ? rc : (int64_t)seq;
+}
+
+int plat_bus_reply(plat_bus_t *bus, const Plat__PlatformMessage *request,
+                   Plat__PlatformMessage *reply)
+{
+    if (!request || !request->header || !request->header->source)
+        return -EINVAL;
+    const char *dst = request->header->source->id;
+    int rc = fill_header(bus, reply, dst, PLAT__MESSAGE_KIND__MESSAGE_KIND_REPLY,
+                         request->header->seq_no, 0);
+    return rc < 0 ? rc : send_encoded(bus, dst, reply);
+}
+
+int plat_bus_reply_error(plat_bus_t *bus, const Plat__PlatformMessage *request, int code,
+                         const char *message, const char *detail)
+{
+    Plat__PlatformMessage *r = plat_msg_new_empty();
+    if (!r)
+        return -ENOMEM;
+    int rc = plat_msg_set_error(r, code, message, detail);
+    if (rc == 0)
+        rc = plat_bus_reply(bus, request, r);
+    plat_envelope_free(&r);
+    return rc;
+}
+
+int plat_bus_forward(plat_bus_t *bus, const char *peer, const uint8_t *raw, size_t len)
+{
+    int rc = plat_endpoint_send(bus->ep, peer, raw, len);
+    if (rc == 0)
+        bus->stats.forwarded++;
+    else
+        bus->stats.tx_failed++;
+    plat_uvzmq_kick(bus->watch);
+    return rc;
+}

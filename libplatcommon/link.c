@@ -1,0 +1,300 @@
+/* An endpoint's link to the platform: register, answer pings, notice a
+ * lost or restarted platform, re-register with backoff. */
+#include "plat/link.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plat/envelope.h"
+#include "plat/log.h"
+#include "plat/msg.h"
+
+struct plat_link {
+    uv_loop_t *loop;
+    plat_link_opts_t opts;
+    char identity[PLAT_ID_MAX + 1];
+    char platform_boot_id[PLAT_UUID_LEN + 1];
+    plat_bus_t *bus;
+    plat_link_state_t state;
+    uv_timer_t retry;    /* next registration attempt */
+    uv_timer_t watchdog; /* platform silence */
+    int open_timers;
+    bool destroying;
+    bool attempt_pending; /* a registration request is in flight */
+    uint32_t backoff_ms;
+    uint32_t interval_ms;
+    uint32_t miss;
+    uint64_t last_rx_ms;
+    unsigned attempts;
+};
+
+static const char *const g_state_names[] = {
+    [PLAT_LINK_REGISTERING] = "registering",
+    [PLAT_LINK_REGISTERED] = "registered",
+    [PLAT_LINK_LOST] = "lost",
+};
+
+const char *plat_link_state_name(plat_link_state_t s)
+{
+    return (unsigned)s < 3 ? g_state_names[s] : "unknown";
+}
+
+static void set_state(plat_link_t *l, plat_link_state_t s)
+{
+    if (l->state == s)
+        return;
+    l->state = s;
+    if (l->opts.on_state)
+        l->opts.on_state(s, s == PLAT_LINK_REGISTERED ? l->platform_boot_id : NULL, l->opts.arg);
+}
+
+static void attempt(plat_link_t *l);
+static void start_watchdog(plat_link_t *l);
+
+static void on_retry(uv_timer_t *t) { attempt(t->data); }
+
+static void schedule_retry(plat_link_t *l)
+{
+    if (l->destroying)
+        return;
+    uint32_t wait = l->backoff_ms;
+    l->backoff_ms = l->backoff_ms * 2 > l->opts.retry_max_ms ? l->opts.retry_max_ms
+                                                             : l->backoff_ms * 2;
+    uv_timer_start(&l->retry, on_retry, wait, 0);
+}
+
+static void on_register_reply(int status, const Plat__PlatformMessage *reply, void *arg)
+{
+    plat_link_t *l = arg;
+    l->attempt_pending = false;
+    if (l->destroying || status == -ECANCELED)
+        return;
+    if (status == 0)
+        l->last_rx_ms = plat_mono_ms();
+    const Plat__RegisterAck *ack =
+        status == 0 && !reply->header->error &&
+                reply->channel_case == PLAT__PLATFORM_MESSAGE__CHANNEL_CONTROL &&
+                reply->control->body_case == PLAT__CONTROL_MESSAGE__BODY_REGISTER_ACK
+            ? reply->control->register_ack
+            : NULL;
+    if (!ack || !plat_uuid_valid(ack->boot_id)) {
+        if (status == -ETIMEDOUT)
+            plat_log_warn("link", "registration not answered within %u ms, retrying in %u ms "
+                                  "id=%s platform=%s attempt=%u",
+                          l->opts.register_timeout_ms, l->backoff_ms, l->identity,
+                          l->opts.platform_address, l->attempts);
+        else if (status == 0 && reply->header->error)
+            plat_log_warn("link", "registration refused: %s (%d) %s, retrying in %u ms id=%s",
+                          reply->header->error->message, reply->header->error->code,
+                          reply->header->error->detail, l->backoff_ms, l->identity);
+        else
+            plat_log_warn("link", "registration answered without a valid register_ack "
+                                  "(status %d), retrying in %u ms id=%s",
+                          status, l->backoff_ms, l->identity);
+        schedule_retry(l);
+        return;
+    }
+    bool restarted = l->platform_boot_id[0] && strcmp(l->platform_boot_id, ack->boot_id) != 0;
+    snprintf(l->platform_boot_id, sizeof l->platform_boot_id, "%s", ack->boot_id);
+    if (ack->heartbeat_interval_ms)
+        l->interval_ms = ack->heartbeat_interval_ms;
+    if (ack->heartbeat_miss)
+        l->miss = ack->heartbeat_miss;
+    l->backoff_ms = l->opts.retry_initial_ms;
+    l->attempts = 0;
+    plat_log_notice("link", "registered with the platform%s id=%s platform_boot_id=%s "
+                            "heartbeat_interval_ms=%u heartbeat_miss=%u",
+                    restarted ? " (new platform boot)" : "", l->identity, l->platform_boot_id,
+                    l->interval_ms, l->miss);
+    start_watchdog(l);
+    set_state(l, PLAT_LINK_REGISTERED);
+}
+
+static void attempt(plat_link_t *l)
+{
+    if (l->destroying || l->attempt_pending)
+        return;
+    Plat__PlatformMessage *m = l->opts.build_registration(l->opts.arg);
+    if (!m) {
+        plat_log_err("link", "cannot build the registration message id=%s", l->identity);
+        schedule_retry(l);
+        return;
+    }
+    l->attempts++;
+    int64_t rc = plat_bus_request(l->bus, PLAT_PLATFORM_ID, m, l->opts.register_timeout_ms,
+                                  on_register_reply, l);
+    plat_envelope_free(&m);
+    if (rc < 0) {
+        plat_log_warn("link", "registration not sent: %s, retrying in %u ms id=%s",
+                      strerror((int)-rc), l->backoff_ms, l->identity);
+        schedule_retry(l);
+        return;
+    }
+    l->attempt_pending = true;
+    plat_log_debug("link", "registration sent id=%s seq=%lld attempt=%u", l->identity,
+                   (long long)rc, l->attempts);
+}
+
+/* Start (re-)registering now, unless an attempt is already under way. */
+static void reregister(plat_link_t *l, plat_link_state_t state)
+{
+    set_state(l, state);
+    uv_timer_stop(&l->retry);
+    l->backoff_ms = l->opts.retry_initial_ms;
+    attempt(l);
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+    plat_link_t *l = t->data;
+    if (l->state != PLAT_LINK_REGISTERED)
+        return;
+    uint64_t silent = plat_mono_ms() - l->last_rx_ms;
+    uint64_t limit = (uint64_t)l->interval_ms * l->miss;
+    if (silent > limit) {
+        plat_log_warn("link", "platform silent for %llu ms (limit %llu), re-registering id=%s "
+                              "platform_boot_id=%s",
+                      (unsigned long long)silent, (unsigned long long)limit, l->identity,
+                      l->platform_boot_id);
+        reregister(l, PLAT_LINK_LOST);
+    }
+}
+
+/* Check silence several times per interval so "lost" is noticed promptly
+ * whatever interval the platform announces. */
+static void start_watchdog(plat_link_t *l)
+{
+    uint64_t tick = l->interval_ms / 4 ? l->interval_ms / 4 : 1;
+    uv_timer_start(&l->watchdog, on_watchdog, tick, tick);
+}
+
+static void answer_ping(plat_link_t *l, const plat_bus_rx_t *rx)
+{
+    const Plat__Ping *ping = rx->msg->control->ping;
+    Plat__HostState st = l->opts.pong_state ? l->opts.pong_state(l->opts.arg)
+                                            : PLAT__HOST_STATE__HOST_STATE_UNKNOWN;
+    Plat__PlatformMessage *pong = plat_msg_pong(st);
+    if (pong) {
+        int rc = plat_bus_reply(l->bus, rx->msg, pong);
+        if (rc < 0)
+            plat_log_warn("link", "pong not sent: %s id=%s", strerror(-rc), l->identity);
+        plat_envelope_free(&pong);
+    }
+    if (l->state == PLAT_LINK_REGISTERED && ping->boot_id[0] &&
+        strcmp(ping->boot_id, l->platform_boot_id) != 0) {
+        plat_log_notice("link", "platform restarted (boot id %s, was %s), re-registering id=%s",
+                        ping->boot_id, l->platform_boot_id, l->identity);
+        reregister(l, PLAT_LINK_REGISTERING);
+    }
+}
+
+static void on_message(plat_bus_t *bus, const plat_bus_rx_t *rx, void *arg)
+{
+    plat_link_t *l = arg;
+    l->last_rx_ms = plat_mono_ms();
+    const Plat__PlatformMessage *m = rx->msg;
+    if (m->header->kind == PLAT__MESSAGE_KIND__MESSAGE_KIND_REQUEST &&
+        m->channel_case == PLAT__PLATFORM_MESSAGE__CHANNEL_CONTROL &&
+        m->control->body_case == PLAT__CONTROL_MESSAGE__BODY_PING) {
+        answer_ping(l, rx);
+        return;
+    }
+    if (l->opts.on_message)
+        l->opts.on_message(bus, rx, l->opts.arg);
+}
+
+static void on_drop(plat_bus_t *bus, plat_bus_drop_t reason, const char *peer,
+                    const Plat__PlatformMessage *msg, const char *why, void *arg)
+{
+    plat_link_t *l = arg;
+    if (l->opts.on_drop) {
+        l->opts.on_drop(bus, reason, peer, msg, why, l->opts.arg);
+        return;
+    }
+    /* A late register_ack after a timed-out attempt is expected when the
+     * platform was slow; anything else is worth a warning. */
+    plat_log(reason == PLAT_BUS_DROP_LATE_REPLY ? PLAT_LOG_INFO : PLAT_LOG_WARNING, "link",
+             "dropped message from the platform: %s (%s) id=%s seq=%llu", plat_bus_drop_name(reason),
+             why, l->identity, msg ? (unsigned long long)msg->header->seq_no : 0ULL);
+}
+
+plat_link_t *plat_link_new(uv_loop_t *loop, const plat_link_opts_t *opts)
+{
+    if (!loop || !opts || !opts->identity || !opts->platform_address ||
+        !opts->build_registration) {
+        errno = EINVAL;
+        return NULL;
+    }
+    plat_link_t *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->loop = loop;
+    l->opts = *opts;
+    snprintf(l->identity, sizeof l->identity, "%s", opts->identity);
+    l->opts.identity = l->identity;
+    if (!l->opts.register_timeout_ms)
+        l->opts.register_timeout_ms = 2000;
+    if (!l->opts.retry_initial_ms)
+        l->opts.retry_initial_ms = 200;
+    if (!l->opts.retry_max_ms)
+        l->opts.retry_max_ms = 5000;
+    if (l->opts.retry_max_ms < l->opts.retry_initial_ms)
+        l->opts.retry_max_ms = l->opts.retry_initial_ms;
+    l->interval_ms = opts->heartbeat_interval_ms ? opts->heartbeat_interval_ms : 1000;
+    l->miss = opts->heartbeat_miss ? opts->heartbeat_miss : 3;
+    l->backoff_ms = l->opts.retry_initial_ms;
+    l->state = PLAT_LINK_REGISTERING;
+
+    plat_bus_opts_t bo = {
+        .role = PLAT_ENDPOINT_DEALER,
+        .identity = l->identity,
+        .address = opts->platform_address,
+        .endpoint = opts->endpoint,
+        .boot_id = opts->boot_id,
+        .on_message = on_message,
+        .on_drop = on_drop,
+        .arg = l,
+    };
+    l->bus = plat_bus_new(loop, &bo);
+    if (!l->bus) {
+        int e = errno;
+        free(l);
+        errno = e;
+        return NULL;
+    }
+    l->opts.platform_address = NULL; /* not owned; only for logs below */
+    uv_timer_init(loop, &l->retry);
+    uv_timer_init(loop, &l->watchdog);
+    l->retry.data = l->watchdog.data = l;
+    l->open_timers = 2;
+    l->last_rx_ms = plat_mono_ms();
+    start_watchdog(l);
+    plat_log_info("link", "registering with the platform id=%s address=%s", l->identity,
+                  opts->platform_address);
+    attempt(l);
+    return l;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    plat_link_t *l = h->data;
+    if (--l->open_timers == 0)
+        free(l);
+}
+
+void plat_link_destroy(plat_link_t **lp)
+{
+    if (!lp || !*lp)
+        return;
+    plat_link_t *l = *lp;
+    *lp = NULL;
+    l->destroying = true;
+    plat_bus_destroy(&l->bus);
+    uv_close((uv_handle_t *)&l->retry, on_timer_closed);
+    uv_close((uv_handle_t *)&l->watchdog, on_timer_closed);
+}
+
+plat_link_state_t plat_link_state(const plat_link_t *l) { return l->state; }
+plat_bus_t *plat_link_bus(plat_link_t *l) { return l->bus; }
+const char *plat_link_platform_boot_id(const plat_link_t *l) { return l->platform_boot_id; }

@@ -1,0 +1,242 @@
+/* PlatformMessage builders: every part malloc'd, header allocated. */
+#include "plat/msg.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plat/envelope.h"
+
+char *plat_msg_strdup(const char *s) { return strdup(s ? s : ""); }
+
+/* malloc + generated init, in one place. */
+#define NEW(type, init_fn)                                                                    \
+    ({                                                                                        \
+        type *p_ = malloc(sizeof(type));                                                      \
+        if (p_)                                                                               \
+            init_fn(p_);                                                                      \
+        p_;                                                                                   \
+    })
+
+Plat__PlatformMessage *plat_msg_new_empty(void)
+{
+    Plat__PlatformMessage *m = NEW(Plat__PlatformMessage, plat__platform_message__init);
+    if (!m)
+        return NULL;
+    m->header = NEW(Plat__Header, plat__header__init);
+    if (m->header) {
+        m->header->source = NEW(Plat__Endpoint, plat__endpoint__init);
+        m->header->destination = NEW(Plat__Endpoint, plat__endpoint__init);
+    }
+    if (!m->header || !m->header->source || !m->header->destination)
+        plat_envelope_free(&m);
+    return m;
+}
+
+Plat__PlatformMessage *plat_msg_new(Plat__PlatformMessage__ChannelCase ch)
+{
+    Plat__PlatformMessage *m = plat_msg_new_empty();
+    if (!m)
+        return NULL;
+    void *chm = NULL;
+    switch (ch) {
+    case PLAT__PLATFORM_MESSAGE__CHANNEL_CONTROL:
+        chm = m->control = NEW(Plat__ControlMessage, plat__control_message__init);
+        break;
+    case PLAT__PLATFORM_MESSAGE__CHANNEL_PLUGIN:
+        chm = m->plugin = NEW(Plat__PluginMessage, plat__plugin_message__init);
+        break;
+    case PLAT__PLATFORM_MESSAGE__CHANNEL_RESOURCE:
+        chm = m->resource = NEW(Plat__ResourceMessage, plat__resource_message__init);
+        break;
+    case PLAT__PLATFORM_MESSAGE__CHANNEL_ABILITY:
+        chm = m->ability = NEW(Plat__AbilityMessage, plat__ability_message__init);
+        break;
+    case PLAT__PLATFORM_MESSAGE__CHANNEL_HOST_BOOT:
+        chm = m->host_boot = NEW(Plat__HostBootMessage, plat__host_boot_message__init);
+        break;
+    default:
+        errno = EINVAL;
+        plat_envelope_free(&m);
+        return NULL;
+    }
+    if (!chm) {
+        plat_envelope_free(&m);
+        return NULL;
+    }
+    m->channel_case = ch;
+    return m;
+}
+
+Plat__PlatformMessage *plat_msg_ping(const char *boot_id)
+{
+    Plat__PlatformMessage *m = plat_msg_new(PLAT__PLATFORM_MESSAGE__CHANNEL_CONTROL);
+    if (!m)
+        return NULL;
+    Plat__Ping *p = NEW(Plat__Ping, plat__ping__init);
+    if (!p || !(p->boot_id = plat_msg_strdup(boot_id))) {
+        free(p);
+        plat_envelope_free(&m);
+        return NULL;
+    }
+    m->control->body_case = PLAT__CONTROL_MESSAGE__BODY_PING;
+    m->control->ping = p;
+    return m;
+}
+
+Plat__PlatformMessage *plat_msg_pong(Plat__HostState state)
+{
+    Plat__PlatformMessage *m = plat_msg_new(PLAT__PLATFORM_MESSAGE__CHANNEL_CONTROL);
+    if (!m)
+        return NULL;
+    Plat__Pong *p = NEW(Plat__Pong, plat__pong__init);
+    if (!p) {
+        plat_envelope_free(&m);
+        return NULL;
+    }
+    p->state = state;
+    m->control->body_case = PLAT__CONTROL_MESSAGE__BODY_PONG;
+    m->control->pong = p;
+    return m;
+}
+
+Plat__PlatformMessage *plat_msg_register_ack(const char *boot_id, uint32_t heartbeat_interval_ms,
+                                             uint32_t heartbeat_miss)
+{
+    Plat__PlatformMessage *m = plat_msg_new(PLAT__PLATFORM_MESSAGE__CHANNEL_CONTROL);
+    if (!m)
+        return NULL;
+    Plat__RegisterAck *a = NEW(Plat__RegisterAck, plat__register_ack__init);
+    if (!a || !(a->boot_id = plat_msg_strdup(boot_id))) {
+        free(a);
+        plat_envelope_free(&m);
+        return NULL;
+    }
+    a->heartbeat_interval_ms = heartbeat_interval_ms;
+    a->heartbeat_miss = heartbeat_miss;
+    m->control->body_case = PLAT__CONTROL_MESSAGE__BODY_REGISTER_ACK;
+    m->control->register_ack = a;
+    return m;
+}
+
+Plat__PlatformMessage *plat_msg_host_ready(const char *host_id, int32_t pid, const char *language,
+                                           const char *version, const char *mode,
+                                           const char *build_version, int dev)
+{
+    Plat__PlatformMessage *m = plat_msg_new(PLAT__PLATFORM_MESSAGE__CHANNEL_CONTROL);
+    if (!m)
+        return NULL;
+    Plat__HostReady *r = NEW(Plat__HostReady, plat__host_ready__init);
+    if (!r) {
+        plat_envelope_free(&m);
+        return NULL;
+    }
+    /* Attach first so that one free releases whatever was built. */
+    m->control->body_case = PLAT__CONTROL_MESSAGE__BODY_READY;
+    m->control->ready = r;
+    r->dev = dev != 0;
+    if (!(r->version = plat_msg_strdup(build_version)) ||
+        !(r->host = NEW(Plat__Host, plat__host__init)) || !(r->host->id = plat_msg_strdup(host_id)) ||
+        !(r->host->descriptor = NEW(Plat__HostDescriptor, plat__host_descriptor__init)) ||
+        !(r->host->descriptor->id = plat_msg_strdup(host_id)) ||
+        !(r->host->descriptor->language = plat_msg_strdup(language)) ||
+        !(r->host->descriptor->version = plat_msg_strdup(version)) ||
+        !(r->host->descriptor->mode = plat_msg_strdup(mode))) {
+        plat_envelope_free(&m);
+        return NULL;
+    }
+    r->host->pid = pid;
+    r->host->state = PLAT__HOST_STATE__HOST_STATE_READY;
+    return m;
+}
+
+static Plat__HostBootMessage *hostboot_body(Plat__PlatformMessage **m)
+{
+    *m = plat_msg_new(PLAT__PLATFORM_MESSAGE__CHANNEL_HOST_BOOT);
+    return *m ? (*m)->host_boot : NULL;
+}
+
+Plat__PlatformMessage *plat_msg_hostboot_register(const char *name, const char *version,
+                                                  const plat_runtime_t *runtimes,
+                                                  size_t n_runtimes)
+{
+    Plat__PlatformMessage *m;
+    Plat__HostBootMessage *hb = hostboot_body(&m);
+    if (!hb)
+        return NULL;
+    Plat__ReportMessage *r = NEW(Plat__ReportMessage, plat__report_message__init);
+    if (!r) {
+        plat_envelope_free(&m);
+        return NULL;
+    }
+    hb->body_case = PLAT__HOST_BOOT_MESSAGE__BODY_REPORT;
+    hb->report = r;
+    r->kind = PLAT__REPORT_MESSAGE__KIND__REGISTER;
+    if (!(r->name = plat_msg_strdup(name)) || !(r->version = plat_msg_strdup(version))) {
+        plat_envelope_free(&m);
+        return NULL;
+    }
+    if (n_runtimes) {
+        r->runtimes = calloc(n_runtimes, sizeof *r->runtimes);
+        if (!r->runtimes) {
+            plat_envelope_free(&m);
+            return NULL;
+        }
+        for (size_t i = 0; i < n_runtimes; i++) {
+            Plat__Runtime *rt = NEW(Plat__Runtime, plat__runtime__init);
+            if (!rt) {
+                plat_envelope_free(&m);
+                return NULL;
+            }
+            r->runtimes[r->n_runtimes++] = rt;
+            if (!(rt->language = plat_msg_strdup(runtimes[i].language)) ||
+                !(rt->version = plat_msg_strdup(runtimes[i].version))) {
+                plat_envelope_free(&m);
+                return NULL;
+            }
+        }
+    }
+    return m;
+}
+
+Plat__PlatformMessage *plat_msg_hostboot_heartbeat(const char *name, uint32_t host_count,
+                                                   uint64_t uptime_ms)
+{
+    Plat__PlatformMessage *m;
+    Plat__HostBootMessage *hb = hostboot_body(&m);
+    if (!hb)
+        return NULL;
+    Plat__HeartbeatMessage *h = NEW(Plat__HeartbeatMessage, plat__heartbeat_message__init);
+    if (!h) {
+        plat_envelope_free(&m);
+        return NULL;
+    }
+    hb->body_case = PLAT__HOST_BOOT_MESSAGE__BODY_HEARTBEAT;
+    hb->heartbeat = h;
+    h->host_count = host_count;
+    h->uptime_ms = uptime_ms;
+    if (!(h->name = plat_msg_strdup(name))) {
+        plat_envelope_free(&m);
+        return NULL;
+    }
+    return m;
+}
+
+int plat_msg_set_error(Plat__PlatformMessage *m, int code, const char *message,
+                       const char *detail)
+{
+    if (!m || !m->header)
+        return -EINVAL;
+    Plat__ErrorMessage *e = NEW(Plat__ErrorMessage, plat__error_message__init);
+    if (!e)
+        return -ENOMEM;
+    e->code = code;
+    if (!(e->message = plat_msg_strdup(message)) || !(e->detail = plat_msg_strdup(detail))) {
+        protobuf_c_message_free_unpacked(&e->base, NULL);
+        return -ENOMEM;
+    }
+    if (m->header->error)
+        protobuf_c_message_free_unpacked(&m->header->error->base, NULL);
+    m->header->error = e;
+    return 0;
+}

@@ -92,8 +92,9 @@ const plat_bus_stats_t *plat_bus_stats(const plat_bus_t *bus);
 plat_sync_t *plat_bus_sync(plat_bus_t *bus);
 plat_endpoint_t *plat_bus_endpoint(plat_bus_t *bus);
 
-/* Completion of a request: see plat_sync_cb. status -EHOSTUNREACH or
- * -EAGAIN when the send itself failed (the callback still runs, once). */
+/* Completion of a request: see plat_sync_cb (0 with the reply,
+ * -ETIMEDOUT, -ECANCELED). A send that fails is reported by
+ * plat_bus_request's return value instead, and the callback never runs. */
 typedef plat_sync_cb plat_bus_reply_cb;
 
 /* Fill msg's header (source = own id, destination = dst, next seq_no,
@@ -103,7 +104,7 @@ typedef plat_sync_cb plat_bus_reply_cb;
 int plat_bus_send(plat_bus_t *bus, const char *dst, Plat__PlatformMessage *msg);
 
 /* Same with kind = REQUEST and header.timeout_ms; `cb` runs exactly once:
- * with the reply, on timeout, on send failure, or on destroy. Returns the
+ * with the reply, on timeout, or on destroy. Returns the
  * seq_no used (> 0) or a negative errno if nothing could be sent (then
  * `cb` is NOT called). */
 int64_t plat_bus_request(plat_bus_t *bus, const char *dst, Plat__PlatformMessage *msg,

@@ -75,4 +75,12 @@ void plat_cfg_free(const plat_cfg_field_t *table, void *out);
  * Returns snprintf's result. */
 int plat_cfg_error_format(const plat_cfg_error_t *err, char *buf, size_t size);
 
+/* Shared validators (plat_cfg_validate_fn) for STRING fields. */
+/* "tcp://<loopback IPv4 or [::1] or localhost>:<port 1..65535>" */
+int plat_cfg_validate_loopback_endpoint(const void *value, const char **why);
+/* "127.x.y.z", "::1" or "localhost" */
+int plat_cfg_validate_loopback_address(const void *value, const char **why);
+/* one of plat_log_level_from_name's names */
+int plat_cfg_validate_log_level(const void *value, const char **why);
+
 #endif

@@ -1,0 +1,44 @@
+/* hostbootd's configuration: the key table and the struct it fills. */
+#ifndef HOSTBOOTD_HBCONFIG_H
+#define HOSTBOOTD_HBCONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "plat/config.h"
+
+typedef struct {
+    char *language; /* required, [a-z0-9_]{1,32} */
+    char *version;  /* required, non-empty, <= 32 chars */
+    char *path;     /* required, the host executable (absolute, or relative to cwd) */
+} hb_runtime_cfg_t;
+
+typedef struct {
+    char *name;               /* default "local"; plat_hostboot_name_valid */
+    struct {
+        char *endpoint;       /* default "tcp://127.0.0.1:7700"; loopback tcp only */
+    } platform;
+    struct {
+        int64_t max_msg_size; /* 1024..67108864, default 4194304 */
+        int64_t sndhwm;       /* 1..1000000, default 1000 */
+        int64_t rcvhwm;       /* 1..1000000, default 1000 */
+    } bus;
+    struct {
+        int64_t timeout_ms;       /* one registration attempt, 10..600000, default 2000 */
+        int64_t retry_initial_ms; /* first backoff, 10..600000, default 200 */
+        int64_t retry_max_ms;     /* backoff cap, 10..600000, default 5000 */
+    } reg;                        /* JSON key "register" */
+    hb_runtime_cfg_t *runtimes;   /* JSON "runtimes": array of objects; default: none */
+    size_t n_runtimes;
+    struct {
+        char *level;              /* default "info" */
+    } log;
+} hb_config_t;
+
+extern const plat_cfg_field_t hb_config_table[];
+
+/* Load `path` into *cfg (zeroed by this call). 0 or -errno with *err set. */
+int hb_config_load(const char *path, hb_config_t *cfg, plat_cfg_error_t *err);
+void hb_config_free(hb_config_t *cfg);
+
+#endif

@@ -1,0 +1,37 @@
+/* platformd's configuration: the key table and the struct it fills.
+ * Every key has a default, so an empty object "{}" is a valid config. */
+#ifndef PLATFORMD_PDCONFIG_H
+#define PLATFORMD_PDCONFIG_H
+
+#include <stdint.h>
+
+#include "plat/config.h"
+
+typedef struct {
+    struct {
+        char *endpoint;       /* "tcp://127.0.0.1:7700"; loopback tcp only */
+        int64_t max_msg_size; /* bytes per message, 1024..67108864, default 4194304 */
+        int64_t sndhwm;       /* 1..1000000, default 10000 */
+        int64_t rcvhwm;       /* 1..1000000, default 10000 */
+    } bus;
+    struct {
+        int64_t interval_ms;  /* 10..600000, default 1000 */
+        int64_t miss;         /* 1..100, default 3 */
+    } heartbeat;
+    struct {
+        char *address;        /* loopback address only, default "127.0.0.1" */
+        int64_t port;         /* 1..65535, default 7780 */
+    } http;
+    struct {
+        char *level;          /* err|warning|notice|info|debug, default "info" */
+    } log;
+} pd_config_t;
+
+/* The key table (NULL-key terminated). */
+extern const plat_cfg_field_t pd_config_table[];
+
+/* Load `path` into *cfg (zeroed by this call). 0 or -errno with *err set. */
+int pd_config_load(const char *path, pd_config_t *cfg, plat_cfg_error_t *err);
+void pd_config_free(pd_config_t *cfg);
+
+#endif
