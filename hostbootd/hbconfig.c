@@ -1,0 +1,198 @@
+/* hostbootd's configuration table (see hbconfig.h). Defaults live here and
+ * in config/hostbootd.json, nowhere else. */
+#include "hbconfig.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "plat/id.h"
+
+/* Offset of a member of one of hb_config_t's nested structs, relative to that
+ * nested struct (what a child table needs). */
+#define HB_OFF(sect, field) (offsetof(hb_config_t, sect.field) - offsetof(hb_config_t, sect))
+
+static int validate_name(const void *value, const char **why)
+{
+    if (plat_hostboot_name_valid(*(const char *const *)value))
+        return 0;
+    *why = "must match [a-z0-9][a-z0-9._-]{0,63}";
+    return -EINVAL;
+}
+
+static int validate_language(const void *value, const char **why)
+{
+    const char *s = *(const char *const *)value;
+    size_t n = strlen(s);
+    bool ok = n >= 1 && n <= 32;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_';
+    if (ok)
+        return 0;
+    *why = "must match [a-z0-9_]{1,32}";
+    return -EINVAL;
+}
+
+static int validate_version(const void *value, const char **why)
+{
+    size_t n = strlen(*(const char *const *)value);
+    if (n >= 1 && n <= 32)
+        return 0;
+    *why = "must be 1 to 32 characters";
+    return -EINVAL;
+}
+
+static int validate_path(const void *value, const char **why)
+{
+    if ((*(const char *const *)value)[0] != '\0')
+        return 0;
+    *why = "must not be empty";
+    return -EINVAL;
+}
+
+static const plat_cfg_field_t hb_platform_table[] = {
+    {.key = "endpoint",
+     .type = PLAT_CFG_STRING,
+     .offset = HB_OFF(platform, endpoint),
+     .def_str = "tcp://127.0.0.1:7700",
+     .validate = plat_cfg_validate_loopback_endpoint,
+     .doc = "platformd's bus endpoint to connect to; loopback tcp only"},
+    {0},
+};
+
+static const plat_cfg_field_t hb_bus_table[] = {
+    {.key = "max_msg_size",
+     .type = PLAT_CFG_INT,
+     .offset = HB_OFF(bus, max_msg_size),
+     .def_int = 4194304,
+     .min = 1024,
+     .max = 67108864,
+     .doc = "largest bus message in bytes (ZMQ_MAXMSGSIZE)"},
+    {.key = "sndhwm",
+     .type = PLAT_CFG_INT,
+     .offset = HB_OFF(bus, sndhwm),
+     .def_int = 1000,
+     .min = 1,
+     .max = 1000000,
+     .doc = "send high-water mark, messages queued"},
+    {.key = "rcvhwm",
+     .type = PLAT_CFG_INT,
+     .offset = HB_OFF(bus, rcvhwm),
+     .def_int = 1000,
+     .min = 1,
+     .max = 1000000,
+     .doc = "receive high-water mark, messages queued"},
+    {0},
+};
+
+static const plat_cfg_field_t hb_register_table[] = {
+    {.key = "timeout_ms",
+     .type = PLAT_CFG_INT,
+     .offset = HB_OFF(reg, timeout_ms),
+     .def_int = 2000,
+     .min = 10,
+     .max = 600000,
+     .doc = "milliseconds to wait for the reply to one registration attempt"},
+    {.key = "retry_initial_ms",
+     .type = PLAT_CFG_INT,
+     .offset = HB_OFF(reg, retry_initial_ms),
+     .def_int = 200,
+     .min = 10,
+     .max = 600000,
+     .doc = "first backoff in milliseconds before retrying registration (doubles each time)"},
+    {.key = "retry_max_ms",
+     .type = PLAT_CFG_INT,
+     .offset = HB_OFF(reg, retry_max_ms),
+     .def_int = 5000,
+     .min = 10,
+     .max = 600000,
+     .doc = "cap in milliseconds of the registration backoff"},
+    {0},
+};
+
+static const plat_cfg_field_t hb_runtime_table[] = {
+    {.key = "language",
+     .type = PLAT_CFG_STRING,
+     .offset = offsetof(hb_runtime_cfg_t, language),
+     .required = true,
+     .validate = validate_language,
+     .doc = "plugin language this runtime hosts, [a-z0-9_]{1,32}"},
+    {.key = "version",
+     .type = PLAT_CFG_STRING,
+     .offset = offsetof(hb_runtime_cfg_t, version),
+     .required = true,
+     .validate = validate_version,
+     .doc = "runtime version, 1 to 32 characters"},
+    {.key = "path",
+     .type = PLAT_CFG_STRING,
+     .offset = offsetof(hb_runtime_cfg_t, path),
+     .required = true,
+     .validate = validate_path,
+     .doc = "host executable (absolute, or relative to the working directory)"},
+    {0},
+};
+
+static const plat_cfg_field_t hb_log_table[] = {
+    {.key = "level",
+     .type = PLAT_CFG_STRING,
+     .offset = HB_OFF(log, level),
+     .def_str = "info",
+     .validate = plat_cfg_validate_log_level,
+     .doc = "lowest level logged: err, warning, notice, info or debug"},
+    {0},
+};
+
+const plat_cfg_field_t hb_config_table[] = {
+    {.key = "name",
+     .type = PLAT_CFG_STRING,
+     .offset = offsetof(hb_config_t, name),
+     .def_str = "local",
+     .validate = validate_name,
+     .doc = "this hostboot's name; its bus id is hostboot-<name>"},
+    {.key = "platform",
+     .type = PLAT_CFG_OBJECT,
+     .offset = offsetof(hb_config_t, platform),
+     .children = hb_platform_table,
+     .doc = "where platformd is"},
+    {.key = "bus",
+     .type = PLAT_CFG_OBJECT,
+     .offset = offsetof(hb_config_t, bus),
+     .children = hb_bus_table,
+     .doc = "bus socket limits"},
+    {.key = "register",
+     .type = PLAT_CFG_OBJECT,
+     .offset = offsetof(hb_config_t, reg),
+     .children = hb_register_table,
+     .doc = "registration with platformd"},
+    {.key = "runtimes",
+     .type = PLAT_CFG_OBJECT_ARRAY,
+     .offset = offsetof(hb_config_t, runtimes),
+     .children = hb_runtime_table,
+     .elem_size = sizeof(hb_runtime_cfg_t),
+     .count_offset = offsetof(hb_config_t, n_runtimes),
+     .doc = "runtimes this hostboot can spawn hosts with, {language, version, path} each"},
+    {.key = "log",
+     .type = PLAT_CFG_OBJECT,
+     .offset = offsetof(hb_config_t, log),
+     .children = hb_log_table,
+     .doc = "logging"},
+    {0},
+};
+
+int hb_config_load(const char *path, hb_config_t *cfg, plat_cfg_error_t *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    if (!path) { /* no file: the embedded defaults */
+        plat_cfg_defaults(hb_config_table, cfg);
+        return 0;
+    }
+    return plat_cfg_load_file(path, hb_config_table, cfg, err);
+}
+
+void hb_config_free(hb_config_t *cfg)
+{
+    if (!cfg)
+        return;
+    plat_cfg_free(hb_config_table, cfg);
+    memset(cfg, 0, sizeof *cfg);
+}

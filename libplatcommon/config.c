@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -25,7 +26,8 @@
 static void err_set(plat_cfg_error_t *err, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void err_set(plat_cfg_error_t *err, const char *key, const char *fmt, ...) {
+static void err_set(plat_cfg_error_t *err, const char *key, const char *fmt, ...)
+{
     va_list ap;
     snprintf(err->key, sizeof err->key, "%s", key ? key : "");
     va_start(ap, fmt);
@@ -33,52 +35,73 @@ static void err_set(plat_cfg_error_t *err, const char *key, const char *fmt, ...
     va_end(ap);
 }
 
-static void err_init(plat_cfg_error_t *err, const char *file) {
+static void err_init(plat_cfg_error_t *err, const char *file)
+{
     memset(err, 0, sizeof *err);
     snprintf(err->file, sizeof err->file, "%s", file ? file : "");
 }
 
-static const char *json_type_name(const json_t *v) {
+static const char *json_type_name(const json_t *v)
+{
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "object";
-    case JSON_ARRAY: return "array";
-    case JSON_STRING: return "string";
-    case JSON_INTEGER: return "integer";
-    case JSON_REAL: return "real";
+    case JSON_OBJECT:
+        return "object";
+    case JSON_ARRAY:
+        return "array";
+    case JSON_STRING:
+        return "string";
+    case JSON_INTEGER:
+        return "integer";
+    case JSON_REAL:
+        return "real";
     case JSON_TRUE:
-    case JSON_FALSE: return "boolean";
-    case JSON_NULL: return "null";
+    case JSON_FALSE:
+        return "boolean";
+    case JSON_NULL:
+        return "null";
     }
     return "unknown";
 }
 
-static const char *cfg_type_name(plat_cfg_type_t t) {
+static const char *cfg_type_name(plat_cfg_type_t t)
+{
     switch (t) {
-    case PLAT_CFG_STRING: return "string";
-    case PLAT_CFG_INT: return "integer";
-    case PLAT_CFG_BOOL: return "boolean";
-    case PLAT_CFG_OBJECT: return "object";
+    case PLAT_CFG_STRING:
+        return "string";
+    case PLAT_CFG_INT:
+        return "integer";
+    case PLAT_CFG_BOOL:
+        return "boolean";
+    case PLAT_CFG_OBJECT:
+        return "object";
     case PLAT_CFG_STRING_ARRAY:
-    case PLAT_CFG_OBJECT_ARRAY: return "array";
+    case PLAT_CFG_OBJECT_ARRAY:
+        return "array";
     }
     return "unknown";
 }
 
-static void path_join(char *dst, size_t size, const char *parent, const char *key) {
-    if (parent[0] == '\0')
-        snprintf(dst, size, "%s", key);
-    else
-        snprintf(dst, size, "%s.%s", parent, key);
+/* Key paths longer than the error's key buffer are cut short; the
+ * truncation is deliberate (a prefix still locates the key). */
+static void path_join(char *dst, size_t size, const char *parent, const char *key)
+{
+    int n = parent[0] ? snprintf(dst, size, "%s.%s", parent, key) : snprintf(dst, size, "%s", key);
+    if (n < 0 && size > 0)
+        dst[0] = '\0';
 }
 
-static void path_index(char *dst, size_t size, const char *parent, size_t i) {
-    snprintf(dst, size, "%s[%zu]", parent, i);
+static void path_index(char *dst, size_t size, const char *parent, size_t i)
+{
+    int n = snprintf(dst, size, "%s[%zu]", parent, i);
+    if (n < 0 && size > 0)
+        dst[0] = '\0';
 }
 
 /* ---- defaults and free ---------------------------------------------- */
 
 /* 0 or -ENOMEM (a STRING default could not be copied). */
-static int fill_defaults(const plat_cfg_field_t *table, void *base) {
+static int fill_defaults(const plat_cfg_field_t *table, void *base)
+{
     for (const plat_cfg_field_t *f = table; f->key; f++) {
         void *p = FIELD_PTR(base, f);
         switch (f->type) {
@@ -93,8 +116,12 @@ static int fill_defaults(const plat_cfg_field_t *table, void *base) {
             }
             break;
         }
-        case PLAT_CFG_INT: *(int64_t *)p = f->def_int; break;
-        case PLAT_CFG_BOOL: *(bool *)p = f->def_bool; break;
+        case PLAT_CFG_INT:
+            *(int64_t *)p = f->def_int;
+            break;
+        case PLAT_CFG_BOOL:
+            *(bool *)p = f->def_bool;
+            break;
         case PLAT_CFG_OBJECT:
             if (f->children) {
                 int r = fill_defaults(f->children, p);
@@ -111,14 +138,16 @@ static int fill_defaults(const plat_cfg_field_t *table, void *base) {
     return 0;
 }
 
-void plat_cfg_defaults(const plat_cfg_field_t *table, void *out) {
+void plat_cfg_defaults(const plat_cfg_field_t *table, void *out)
+{
     if (!table || !out)
         return;
     /* Out of memory here leaves that string NULL; loading reports -ENOMEM. */
     (void)fill_defaults(table, out);
 }
 
-void plat_cfg_free(const plat_cfg_field_t *table, void *out) {
+void plat_cfg_free(const plat_cfg_field_t *table, void *out)
+{
     if (!table || !out)
         return;
     for (const plat_cfg_field_t *f = table; f->key; f++) {
@@ -130,8 +159,12 @@ void plat_cfg_free(const plat_cfg_field_t *table, void *out) {
             *s = NULL;
             break;
         }
-        case PLAT_CFG_INT: *(int64_t *)p = 0; break;
-        case PLAT_CFG_BOOL: *(bool *)p = false; break;
+        case PLAT_CFG_INT:
+            *(int64_t *)p = 0;
+            break;
+        case PLAT_CFG_BOOL:
+            *(bool *)p = false;
+            break;
         case PLAT_CFG_OBJECT:
             if (f->children)
                 plat_cfg_free(f->children, p);
@@ -168,7 +201,8 @@ static int load_object(const plat_cfg_field_t *table, const json_t *obj, void *b
                        const char *path, plat_cfg_error_t *err);
 
 static int run_validator(const plat_cfg_field_t *f, const void *p, const char *path,
-                         plat_cfg_error_t *err) {
+                         plat_cfg_error_t *err)
+{
     const char *why = NULL;
     if (!f->validate || f->validate(p, &why) == 0)
         return 0;
@@ -177,18 +211,21 @@ static int run_validator(const plat_cfg_field_t *f, const void *p, const char *p
 }
 
 static int type_error(const plat_cfg_field_t *f, const json_t *v, const char *path,
-                      plat_cfg_error_t *err) {
+                      plat_cfg_error_t *err)
+{
     err_set(err, path, "expected %s, got %s", cfg_type_name(f->type), json_type_name(v));
     return -EINVAL;
 }
 
-static int oom(const char *path, plat_cfg_error_t *err) {
+static int oom(const char *path, plat_cfg_error_t *err)
+{
     err_set(err, path, "out of memory");
     return -ENOMEM;
 }
 
 static int load_value(const plat_cfg_field_t *f, const json_t *v, void *base, const char *path,
-                      plat_cfg_error_t *err) {
+                      plat_cfg_error_t *err)
+{
     void *p = FIELD_PTR(base, f);
     switch (f->type) {
     case PLAT_CFG_STRING: {
@@ -301,7 +338,8 @@ static int load_value(const plat_cfg_field_t *f, const json_t *v, void *base, co
 /* Check required keys of a table whose object is absent (obj NULL) or lacks
  * them, recursing into absent nested objects (treated as "{}"). */
 static int check_required(const plat_cfg_field_t *table, const json_t *obj, const char *path,
-                          plat_cfg_error_t *err) {
+                          plat_cfg_error_t *err)
+{
     for (const plat_cfg_field_t *f = table; f->key; f++) {
         if (obj && json_object_get(obj, f->key))
             continue;
@@ -321,12 +359,14 @@ static int check_required(const plat_cfg_field_t *table, const json_t *obj, cons
 }
 
 static int load_object(const plat_cfg_field_t *table, const json_t *obj, void *base,
-                       const char *path, plat_cfg_error_t *err) {
+                       const char *path, plat_cfg_error_t *err)
+{
     const char *key;
     json_t *v;
     /* Document order (jansson keeps insertion order). json_object_foreach
      * takes a non-const object but does not modify it. */
-    json_object_foreach((json_t *)obj, key, v) {
+    json_object_foreach((json_t *)obj, key, v)
+    {
         const plat_cfg_field_t *f = table;
         while (f->key && strcmp(f->key, key) != 0)
             f++;
@@ -343,8 +383,8 @@ static int load_object(const plat_cfg_field_t *table, const json_t *obj, void *b
     return check_required(table, obj, path, err);
 }
 
-static int load_root(json_t *root, const plat_cfg_field_t *table, void *out,
-                     plat_cfg_error_t *err) {
+static int load_root(json_t *root, const plat_cfg_field_t *table, void *out, plat_cfg_error_t *err)
+{
     int r;
     if (!json_is_object(root)) {
         err_set(err, "", "expected object, got %s", json_type_name(root));
@@ -359,7 +399,8 @@ static int load_root(json_t *root, const plat_cfg_field_t *table, void *out,
     return r;
 }
 
-static int syntax_error(const json_error_t *jerr, plat_cfg_error_t *err) {
+static int syntax_error(const json_error_t *jerr, plat_cfg_error_t *err)
+{
     err->line = jerr->line > 0 ? jerr->line : 0;
     err->column = jerr->column > 0 ? jerr->column : 0;
     err_set(err, "", "%s", jerr->text);
@@ -367,7 +408,8 @@ static int syntax_error(const json_error_t *jerr, plat_cfg_error_t *err) {
 }
 
 int plat_cfg_load_file(const char *path, const plat_cfg_field_t *table, void *out,
-                       plat_cfg_error_t *err) {
+                       plat_cfg_error_t *err)
+{
     plat_cfg_error_t local;
     if (!err)
         err = &local;
@@ -384,6 +426,13 @@ int plat_cfg_load_file(const char *path, const plat_cfg_field_t *table, void *ou
         plat_cfg_free(table, out);
         return -e;
     }
+    struct stat st;
+    if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(fp);
+        err_set(err, "", "cannot open: %s", strerror(EISDIR));
+        plat_cfg_free(table, out);
+        return -EISDIR;
+    }
     json_error_t jerr;
     json_t *root = json_loadf(fp, JSON_REJECT_DUPLICATES, &jerr);
     fclose(fp);
@@ -397,7 +446,8 @@ int plat_cfg_load_file(const char *path, const plat_cfg_field_t *table, void *ou
 }
 
 int plat_cfg_load_string(const char *name, const char *json, const plat_cfg_field_t *table,
-                         void *out, plat_cfg_error_t *err) {
+                         void *out, plat_cfg_error_t *err)
+{
     plat_cfg_error_t local;
     if (!err)
         err = &local;
@@ -417,7 +467,8 @@ int plat_cfg_load_string(const char *name, const char *json, const plat_cfg_fiel
     return r;
 }
 
-int plat_cfg_error_format(const plat_cfg_error_t *err, char *buf, size_t size) {
+int plat_cfg_error_format(const plat_cfg_error_t *err, char *buf, size_t size)
+{
     if (!err)
         return snprintf(buf, size, "%s", "");
     char pos[48] = "";
@@ -433,8 +484,8 @@ int plat_cfg_error_format(const plat_cfg_error_t *err, char *buf, size_t size) {
 
 /* Parse a decimal number of at most `maxdigits` digits in [0, max]; returns
  * the number of characters used, 0 on failure. */
-static size_t parse_uint(const char *s, unsigned long max, size_t maxdigits,
-                         unsigned long *out) {
+static size_t parse_uint(const char *s, unsigned long max, size_t maxdigits, unsigned long *out)
+{
     size_t i = 0;
     unsigned long v = 0;
     while (s[i] >= '0' && s[i] <= '9') {
@@ -450,7 +501,8 @@ static size_t parse_uint(const char *s, unsigned long max, size_t maxdigits,
 }
 
 /* True when s[0..len) is a dotted quad 127.x.y.z. */
-static bool is_loopback_ipv4(const char *s, size_t len) {
+static bool is_loopback_ipv4(const char *s, size_t len)
+{
     size_t pos = 0;
     for (int part = 0; part < 4; part++) {
         unsigned long v;
@@ -472,11 +524,13 @@ static bool is_loopback_ipv4(const char *s, size_t len) {
     return pos == len;
 }
 
-static bool is_localhost(const char *s, size_t len) {
+static bool is_localhost(const char *s, size_t len)
+{
     return len == 9 && memcmp(s, "localhost", 9) == 0;
 }
 
-int plat_cfg_validate_loopback_endpoint(const void *value, const char **why) {
+int plat_cfg_validate_loopback_endpoint(const void *value, const char **why)
+{
     static const char reason[] = "must be a loopback tcp endpoint (tcp://127.0.0.1:PORT)";
     const char *s = value ? *(const char *const *)value : NULL;
     if (why)
@@ -502,7 +556,8 @@ int plat_cfg_validate_loopback_endpoint(const void *value, const char **why) {
     return 0;
 }
 
-int plat_cfg_validate_loopback_address(const void *value, const char **why) {
+int plat_cfg_validate_loopback_address(const void *value, const char **why)
+{
     static const char reason[] = "must be a loopback address (127.0.0.1, ::1 or localhost)";
     const char *s = value ? *(const char *const *)value : NULL;
     if (why)
@@ -518,7 +573,8 @@ int plat_cfg_validate_loopback_address(const void *value, const char **why) {
     return -EINVAL;
 }
 
-int plat_cfg_validate_log_level(const void *value, const char **why) {
+int plat_cfg_validate_log_level(const void *value, const char **why)
+{
     const char *s = value ? *(const char *const *)value : NULL;
     if (s && plat_log_level_from_name(s) >= 0) {
         if (why)

@@ -1,0 +1,128 @@
+/* platformd's configuration table (see pdconfig.h). Defaults live here and
+ * in config/platformd.json, nowhere else. */
+#include "pdconfig.h"
+
+#include <stddef.h>
+#include <string.h>
+
+/* Offset of a member of one of pd_config_t's nested structs, relative to that
+ * nested struct (what a child table needs). */
+#define PD_OFF(sect, field) (offsetof(pd_config_t, sect.field) - offsetof(pd_config_t, sect))
+
+static const plat_cfg_field_t pd_bus_table[] = {
+    {.key = "endpoint",
+     .type = PLAT_CFG_STRING,
+     .offset = PD_OFF(bus, endpoint),
+     .def_str = "tcp://127.0.0.1:7700",
+     .validate = plat_cfg_validate_loopback_endpoint,
+     .doc = "bus bind endpoint; loopback tcp only (tcp://127.0.0.1:PORT)"},
+    {.key = "max_msg_size",
+     .type = PLAT_CFG_INT,
+     .offset = PD_OFF(bus, max_msg_size),
+     .def_int = 4194304,
+     .min = 1024,
+     .max = 67108864,
+     .doc = "largest bus message in bytes (ZMQ_MAXMSGSIZE); a bigger one drops its sender"},
+    {.key = "sndhwm",
+     .type = PLAT_CFG_INT,
+     .offset = PD_OFF(bus, sndhwm),
+     .def_int = 10000,
+     .min = 1,
+     .max = 1000000,
+     .doc = "send high-water mark, messages queued per peer"},
+    {.key = "rcvhwm",
+     .type = PLAT_CFG_INT,
+     .offset = PD_OFF(bus, rcvhwm),
+     .def_int = 10000,
+     .min = 1,
+     .max = 1000000,
+     .doc = "receive high-water mark, messages queued per peer"},
+    {0},
+};
+
+static const plat_cfg_field_t pd_heartbeat_table[] = {
+    {.key = "interval_ms",
+     .type = PLAT_CFG_INT,
+     .offset = PD_OFF(heartbeat, interval_ms),
+     .def_int = 1000,
+     .min = 10,
+     .max = 600000,
+     .doc = "milliseconds between heartbeats to each registered hostboot"},
+    {.key = "miss",
+     .type = PLAT_CFG_INT,
+     .offset = PD_OFF(heartbeat, miss),
+     .def_int = 3,
+     .min = 1,
+     .max = 100,
+     .doc = "missed heartbeats after which a peer is considered gone"},
+    {0},
+};
+
+static const plat_cfg_field_t pd_http_table[] = {
+    {.key = "address",
+     .type = PLAT_CFG_STRING,
+     .offset = PD_OFF(http, address),
+     .def_str = "127.0.0.1",
+     .validate = plat_cfg_validate_loopback_address,
+     .doc = "HTTP API listen address; loopback only (127.0.0.1, ::1 or localhost)"},
+    {.key = "port",
+     .type = PLAT_CFG_INT,
+     .offset = PD_OFF(http, port),
+     .def_int = 7780,
+     .min = 1,
+     .max = 65535,
+     .doc = "HTTP API listen port"},
+    {0},
+};
+
+static const plat_cfg_field_t pd_log_table[] = {
+    {.key = "level",
+     .type = PLAT_CFG_STRING,
+     .offset = PD_OFF(log, level),
+     .def_str = "info",
+     .validate = plat_cfg_validate_log_level,
+     .doc = "lowest level logged: err, warning, notice, info or debug"},
+    {0},
+};
+
+const plat_cfg_field_t pd_config_table[] = {
+    {.key = "bus",
+     .type = PLAT_CFG_OBJECT,
+     .offset = offsetof(pd_config_t, bus),
+     .children = pd_bus_table,
+     .doc = "the platform message bus"},
+    {.key = "heartbeat",
+     .type = PLAT_CFG_OBJECT,
+     .offset = offsetof(pd_config_t, heartbeat),
+     .children = pd_heartbeat_table,
+     .doc = "liveness checks of connected hostboots"},
+    {.key = "http",
+     .type = PLAT_CFG_OBJECT,
+     .offset = offsetof(pd_config_t, http),
+     .children = pd_http_table,
+     .doc = "the HTTP API"},
+    {.key = "log",
+     .type = PLAT_CFG_OBJECT,
+     .offset = offsetof(pd_config_t, log),
+     .children = pd_log_table,
+     .doc = "logging"},
+    {0},
+};
+
+int pd_config_load(const char *path, pd_config_t *cfg, plat_cfg_error_t *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    if (!path) { /* no file: the embedded defaults */
+        plat_cfg_defaults(pd_config_table, cfg);
+        return 0;
+    }
+    return plat_cfg_load_file(path, pd_config_table, cfg, err);
+}
+
+void pd_config_free(pd_config_t *cfg)
+{
+    if (!cfg)
+        return;
+    plat_cfg_free(pd_config_table, cfg);
+    memset(cfg, 0, sizeof *cfg);
+}

@@ -1,0 +1,118 @@
+/* Every message that reaches the platform's ROUTER. */
+#include <errno.h>
+#include <string.h>
+
+#include "platformd.h"
+
+/* Local handlers, indexed by PlatformMessage channel case. Channels with
+ * no handler answer requests with -EOPNOTSUPP. */
+static const pd_channel_fn g_handlers[] = {
+    [PLAT__PLATFORM_MESSAGE__CHANNEL_CONTROL] = pd_control_handle,
+    [PLAT__PLATFORM_MESSAGE__CHANNEL_HOST_BOOT] = pd_hostboot_handle,
+};
+
+static bool is_request(const Plat__PlatformMessage *m)
+{
+    return m->header->kind == PLAT__MESSAGE_KIND__MESSAGE_KIND_REQUEST;
+}
+
+static void reply_error(pd_t *pd, const Plat__PlatformMessage *m, int code, const char *message,
+                        const char *detail)
+{
+    int rc = plat_bus_reply_error(pd->bus, m, code, message, detail);
+    if (rc < 0)
+        plat_log_warn("router", "error reply not sent: %s to=%s seq=%llu", strerror(-rc),
+                      m->header->source->id, (unsigned long long)m->header->seq_no);
+}
+
+static void to_platform(pd_t *pd, const plat_bus_rx_t *rx, pd_endpoint_t *ep)
+{
+    const Plat__PlatformMessage *m = rx->msg;
+    unsigned ch = (unsigned)m->channel_case;
+    pd_channel_fn fn = ch < sizeof g_handlers / sizeof g_handlers[0] ? g_handlers[ch] : NULL;
+    if (fn) {
+        fn(pd, rx, ep);
+        return;
+    }
+    if (m->header->kind == PLAT__MESSAGE_KIND__MESSAGE_KIND_REPLY) {
+        /* Replies to our own requests were matched by the bus already. */
+        plat_log_info("router", "reply to the platform matches no request, dropped from=%s "
+                                "seq=%llu channel=%s",
+                      ep->id, (unsigned long long)m->header->seq_no,
+                      plat_channel_name(m->channel_case));
+        return;
+    }
+    plat_log_warn("router", "no handler for channel %s on the platform from=%s seq=%llu",
+                  plat_channel_name(m->channel_case), ep->id,
+                  (unsigned long long)m->header->seq_no);
+    if (is_request(m))
+        reply_error(pd, m, -EOPNOTSUPP, "channel not handled by the platform",
+                    plat_channel_name(m->channel_case));
+}
+
+static void forward(pd_t *pd, const plat_bus_rx_t *rx)
+{
+    const Plat__PlatformMessage *m = rx->msg;
+    const char *dst = m->header->destination->id;
+    int rc = pd_registry_find(pd->reg, dst) ? plat_bus_forward(pd->bus, dst, rx->raw, rx->raw_len)
+                                            : -EHOSTUNREACH;
+    if (rc == 0) {
+        plat_log_debug("router", "forwarded from=%s to=%s seq=%llu channel=%s", rx->peer, dst,
+                       (unsigned long long)m->header->seq_no, plat_channel_name(m->channel_case));
+        return;
+    }
+    if (rc == -EHOSTUNREACH)
+        pd->unknown_destination++;
+    plat_log_warn("router", "cannot deliver: %s from=%s to=%s seq=%llu kind=%d",
+                  rc == -EHOSTUNREACH ? "destination not connected" : strerror(-rc), rx->peer,
+                  dst, (unsigned long long)m->header->seq_no, (int)m->header->kind);
+    if (is_request(m))
+        reply_error(pd, m, rc, rc == -EHOSTUNREACH ? "destination unreachable"
+                                                   : "destination busy",
+                    dst);
+}
+
+void pd_router_on_message(plat_bus_t *bus, const plat_bus_rx_t *rx, void *arg)
+{
+    (void)bus;
+    pd_t *pd = arg;
+    const Plat__PlatformMessage *m = rx->msg;
+    bool for_platform = strcmp(m->header->destination->id, PLAT_PLATFORM_ID) == 0;
+    if (for_platform && pd_is_registration(m)) {
+        to_platform(pd, rx, NULL);
+        return;
+    }
+    bool came_back = false;
+    pd_endpoint_t *ep = pd_registry_touch(pd->reg, rx->peer, plat_mono_ms(), &came_back);
+    if (!ep) {
+        plat_log_warn("router", "message from an unregistered endpoint refused from=%s to=%s "
+                                "seq=%llu channel=%s",
+                      rx->peer, m->header->destination->id,
+                      (unsigned long long)m->header->seq_no, plat_channel_name(m->channel_case));
+        if (is_request(m))
+            reply_error(pd, m, -ENOTCONN, "not registered: send Control.ready or a HostBoot "
+                                          "register report first",
+                        rx->peer);
+        return;
+    }
+    if (came_back)
+        plat_log_notice("router", "endpoint is back id=%s", ep->id);
+    if (for_platform)
+        to_platform(pd, rx, ep);
+    else
+        forward(pd, rx);
+}
+
+void pd_router_on_drop(plat_bus_t *bus, plat_bus_drop_t reason, const char *peer,
+                       const Plat__PlatformMessage *msg, const char *why, void *arg)
+{
+    (void)bus;
+    (void)arg;
+    const Plat__Header *h = msg ? msg->header : NULL;
+    /* A late pong is routine on a slow peer; the rest is worth a warning. */
+    plat_log(reason == PLAT_BUS_DROP_LATE_REPLY ? PLAT_LOG_DEBUG : PLAT_LOG_WARNING, "router",
+             "dropped message: %s (%s) peer=%s source=%s destination=%s seq=%llu",
+             plat_bus_drop_name(reason), why, peer && *peer ? peer : "-",
+             h ? h->source->id : "-", h ? h->destination->id : "-",
+             h ? (unsigned long long)h->seq_no : 0ULL);
+}

@@ -1,0 +1,72 @@
+/* platformd's process state and the interfaces between its modules:
+ *   manager   — owns the loop, bus, registry, HTTP API, signals, systemd
+ *   router    — every bus message: registration gate, local handlers by
+ *               channel, forwarding to other endpoints
+ *   control   — Control channel (ready → register_ack)
+ *   hostboot  — HostBoot channel (report, heartbeat)
+ *   heartbeat — pings, lost detection
+ *   httpapi   — REST/JSON API on libmicrohttpd, driven by the same loop */
+#ifndef PLATFORMD_PLATFORMD_H
+#define PLATFORMD_PLATFORMD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "pdconfig.h"
+#include "plat/plat.h"
+#include "registry.h"
+
+typedef struct pd_httpapi pd_httpapi_t;
+
+typedef struct pd {
+    uv_loop_t *loop;
+    const pd_config_t *cfg;
+    char boot_id[PLAT_UUID_LEN + 1];
+    uint64_t started_ms; /* monotonic */
+    plat_bus_t *bus;
+    pd_registry_t *reg;
+    pd_httpapi_t *http;
+    uv_timer_t ping_timer;
+    uv_timer_t lost_timer;
+    uv_timer_t watchdog_timer; /* systemd WATCHDOG=1 */
+    uv_signal_t sig_term;
+    uv_signal_t sig_int;
+    int handles_open;
+    unsigned sigint_count;
+    bool stopping;
+    uint64_t unknown_destination; /* messages for ids nobody registered */
+} pd_t;
+
+/* manager.c */
+int pd_start(pd_t *pd, uv_loop_t *loop, const pd_config_t *cfg);
+void pd_stop(pd_t *pd);
+
+/* router.c: the bus's on_message and on_drop */
+void pd_router_on_message(plat_bus_t *bus, const plat_bus_rx_t *rx, void *arg);
+void pd_router_on_drop(plat_bus_t *bus, plat_bus_drop_t reason, const char *peer,
+                       const Plat__PlatformMessage *msg, const char *why, void *arg);
+
+/* A channel handler: `rx->msg` is addressed to the platform and comes from
+ * `ep` (NULL only for registration messages, which the router lets
+ * through unregistered). */
+typedef void (*pd_channel_fn)(pd_t *pd, const plat_bus_rx_t *rx, pd_endpoint_t *ep);
+
+/* control.c, hostboot.c */
+void pd_control_handle(pd_t *pd, const plat_bus_rx_t *rx, pd_endpoint_t *ep);
+void pd_hostboot_handle(pd_t *pd, const plat_bus_rx_t *rx, pd_endpoint_t *ep);
+/* True when `m` is a registration (Control.ready or HostBoot report
+ * REGISTER) — the only messages an unregistered endpoint may send. */
+bool pd_is_registration(const Plat__PlatformMessage *m);
+/* Answer a successful registration with register_ack. */
+void pd_send_register_ack(pd_t *pd, const Plat__PlatformMessage *request);
+
+/* heartbeat.c */
+void pd_heartbeat_start(pd_t *pd);
+
+/* httpapi.c */
+pd_httpapi_t *pd_httpapi_new(pd_t *pd, const char *address, uint16_t port);
+/* Stops serving at once; memory goes when the loop has run. NULL-safe. */
+void pd_httpapi_close(pd_httpapi_t **api);
+
+#endif
