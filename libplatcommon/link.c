@@ -298,3 +298,4 @@ void plat_link_destroy(plat_link_t **lp)
 plat_link_state_t plat_link_state(const plat_link_t *l) { return l->state; }
 plat_bus_t *plat_link_bus(plat_link_t *l) { return l->bus; }
 const char *plat_link_platform_boot_id(const plat_link_t *l) { return l->platform_boot_id; }
+uint32_t plat_link_heartbeat_interval_ms(const plat_link_t *l) { return l->interval_ms; }

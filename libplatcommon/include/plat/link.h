@@ -55,5 +55,8 @@ plat_bus_t *plat_link_bus(plat_link_t *link);
 /* Boot id of the platform we are registered with, "" before the first ack. */
 const char *plat_link_platform_boot_id(const plat_link_t *link);
 const char *plat_link_state_name(plat_link_state_t state);
+/* The heartbeat interval in force: the platform's (from RegisterAck) once
+ * registered, else the assumed one. */
+uint32_t plat_link_heartbeat_interval_ms(const plat_link_t *link);
 
 #endif

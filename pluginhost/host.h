@@ -1,0 +1,37 @@
+/* A plugin host process: its link to the platform. In this foundation only
+ * the dev mode exists (started by hand with --dev); plugin loading and the
+ * spawned modes come with later issues. */
+#ifndef PLUGINHOST_HOST_H
+#define PLUGINHOST_HOST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "plat/plat.h"
+
+#define PH_LANGUAGE "c"
+#define PH_RUNTIME_VERSION "1"
+
+typedef struct {
+    const char *host_id;          /* "host-<uuid>" */
+    const char *platform_address; /* "tcp://127.0.0.1:7700" */
+    const char *mode;             /* "dev" */
+    bool dev;
+} ph_host_opts_t;
+
+typedef struct {
+    uv_loop_t *loop;
+    ph_host_opts_t opts;
+    char id[PLAT_ID_MAX + 1];
+    char boot_id[PLAT_UUID_LEN + 1];
+    plat_link_t *link;
+    uv_signal_t sig_term, sig_int;
+    unsigned sigint_count;
+    bool stopping;
+} ph_host_t;
+
+int ph_host_start(ph_host_t *h, uv_loop_t *loop, const ph_host_opts_t *opts);
+void ph_host_stop(ph_host_t *h);
+
+#endif
