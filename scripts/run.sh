@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set everything up and run the platform with its embedded defaults:
 # installs missing Debian packages, builds, starts platformd and hostbootd
-# with config/*.json (loopback only) and a local state directory, prints the
-# API URL, and stops both cleanly on Ctrl-C.
+# with config/*.json (loopback only) and a local state directory, plus one
+# --dev pluginhost, prints the API URL, and stops all of them on Ctrl-C.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -37,14 +37,21 @@ for _ in $(seq 1 100); do
 done
 curl -fsS "$api/healthz" >/dev/null || { echo "run: platformd did not come up" >&2; exit 1; }
 
-"$bin/hostbootd/hostbootd" --config "$root/config/hostbootd.json" &
+# hostbootd resolves the runtime paths of config/hostbootd.json from the
+# repository root.
+(cd "$root" && exec "$bin/hostbootd/hostbootd" --config "$root/config/hostbootd.json") &
+pids+=($!)
+
+# A developer-mode plugin host, started by hand as a plugin author would.
+"$bin/pluginhost/pluginhost" --dev --platform tcp://127.0.0.1:7700 &
 pids+=($!)
 
 cat <<MSG
 run: platform is up (state in $state)
 run:   API        $api   (try: curl $api/api/v1/hostboots)
 run:   bus        tcp://127.0.0.1:7700
-run:   Ctrl-C stops platformd and hostbootd
+run:   hosts      curl $api/api/v1/hosts   (one --dev pluginhost)
+run:   Ctrl-C stops platformd, hostbootd and the pluginhost
 MSG
 wait -n "${pids[@]}" || true
 echo "run: a daemon exited; stopping the rest" >&2
