@@ -32,7 +32,24 @@ typedef struct {
     size_t n_runtimes;
     struct {
         char *level;              /* default "info" */
+        char *dir;                /* default "logs"; host output in <dir>/hosts/<host-id>.log */
     } log;
+    struct {
+        int64_t grace_ms;         /* SIGTERM → SIGKILL grace, 0..600000, default 5000 */
+        char *work_dir;           /* per-host private dirs <work_dir>/<host-id>, default "hosts" */
+        char *user;               /* run hosts as this user ("" = as hostbootd) */
+        char *group;              /* and group ("" = the user's primary group) */
+        int64_t log_max_bytes;    /* rotate a host log at this size, default 10 MiB */
+        int64_t log_keep;         /* rotated host logs kept, default 3 */
+        int64_t platform_lost_exit_ms; /* a host that lost the platform this long exits;
+                                          0 = never; default 60000 */
+        struct {
+            int64_t as_bytes;     /* RLIMIT_AS, 0 = inherit */
+            int64_t nofile;       /* RLIMIT_NOFILE, 0 = inherit; default 1024 */
+            int64_t nproc;        /* RLIMIT_NPROC, 0 = inherit */
+            int64_t cpu_s;        /* RLIMIT_CPU seconds, 0 = inherit */
+        } limits;
+    } hosts;
 } hb_config_t;
 
 extern const plat_cfg_field_t hb_config_table[];

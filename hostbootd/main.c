@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sysexits.h>
 
 #include "manager.h"
@@ -16,6 +17,9 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    /* The exec wrapper between hostbootd and a host (spawner.h). */
+    if (argc > 1 && strcmp(argv[1], "--exec-host") == 0)
+        return hb_exec_host_main(argc, argv);
     plat_log_init("hostbootd");
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},

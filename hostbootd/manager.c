@@ -7,6 +7,21 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+typedef struct {
+    Plat__PlatformMessage *report;
+    int rc;
+} add_host_ctx_t;
+
+static void add_host(const hb_host_info_t *h, void *arg)
+{
+    add_host_ctx_t *ctx = arg;
+    if (ctx->rc == 0 && !h->stopping)
+        ctx->rc = plat_msg_report_add_host(ctx->report, h->host_id, h->pid, h->language,
+                                           h->version, h->mode);
+}
+
+/* REGISTER report: who we are, what we can start, which hosts we own (so a
+ * restarted platform learns them again). */
 static Plat__PlatformMessage *build_registration(void *arg)
 {
     hb_manager_t *m = arg;
@@ -15,7 +30,82 @@ static Plat__PlatformMessage *build_registration(void *arg)
         rts[i].language = m->cfg->runtimes[i].language;
         rts[i].version = m->cfg->runtimes[i].version;
     }
-    return plat_msg_hostboot_register(m->cfg->name, PLAT_VERSION, rts, m->cfg->n_runtimes);
+    add_host_ctx_t ctx = {
+        plat_msg_hostboot_register(m->cfg->name, PLAT_VERSION, rts, m->cfg->n_runtimes), 0};
+    if (ctx.report && m->spawner)
+        hb_spawner_foreach(m->spawner, add_host, &ctx);
+    if (ctx.rc < 0)
+        plat_envelope_free(&ctx.report);
+    return ctx.report;
+}
+
+/* Every exit, expected or not, is reported to the platform at once. */
+static void on_host_exit(const hb_exit_t *x, void *arg)
+{
+    hb_manager_t *m = arg;
+    if (!m->link)
+        return;
+    Plat__PlatformMessage *r = plat_msg_hostboot_host_exited(
+        m->cfg->name, x->host_id, x->pid, (int32_t)x->exit_status, x->term_signal);
+    int rc = r ? plat_bus_send(plat_link_bus(m->link), PLAT_PLATFORM_ID, r) : -ENOMEM;
+    if (rc < 0)
+        plat_log_err("manager", "host exit not reported: %s host=%s pid=%d", strerror(-rc),
+                     x->host_id, (int)x->pid);
+    plat_envelope_free(&r);
+}
+
+static void reply(hb_manager_t *m, const Plat__PlatformMessage *req, Plat__PlatformMessage *resp)
+{
+    int rc = resp ? plat_bus_reply(plat_link_bus(m->link), req, resp) : -ENOMEM;
+    if (rc < 0)
+        plat_log_err("manager", "host lifecycle reply not sent: %s seq=%llu", strerror(-rc),
+                     (unsigned long long)req->header->seq_no);
+    plat_envelope_free(&resp);
+}
+
+static void on_lifecycle(hb_manager_t *m, const Plat__PlatformMessage *req)
+{
+    const Plat__HostLifeCycleRequestMessage *r = req->host_boot->host_life_cycle_request;
+    const Plat__HostDescriptor *d = r->host;
+    const char *id = d ? d->id : "";
+    if (r->action == PLAT__HOST_LIFE_CYCLE_REQUEST_MESSAGE__ACTION__START) {
+        char why[512];
+        int32_t pid = 0;
+        int rc = d ? hb_spawner_start(m->spawner, d->id, d->language, d->version, d->mode, &pid,
+                                      why, sizeof why)
+                   : (snprintf(why, sizeof why, "no host descriptor"), -EINVAL);
+        if (rc < 0) {
+            plat_log_warn("manager", "host not started: %s host=%s code=%d", why, id, rc);
+            reply(m, req,
+                  plat_msg_host_lifecycle_response(id, 0, PLAT__HOST_STATE__HOST_STATE_EXITED,
+                                                   m->id, rc, "host not started", why));
+            return;
+        }
+        reply(m, req,
+              plat_msg_host_lifecycle_response(id, pid, PLAT__HOST_STATE__HOST_STATE_STARTING,
+                                               m->id, 0, NULL, NULL));
+        return;
+    }
+    if (r->action == PLAT__HOST_LIFE_CYCLE_REQUEST_MESSAGE__ACTION__DELETE) {
+        int rc = hb_spawner_delete(m->spawner, id, r->host_pid);
+        if (rc < 0) {
+            plat_log_warn("manager", "delete of an unknown host host=%s pid=%d", id,
+                          (int)r->host_pid);
+            reply(m, req,
+                  plat_msg_host_lifecycle_response(id, r->host_pid,
+                                                   PLAT__HOST_STATE__HOST_STATE_UNKNOWN, m->id, rc,
+                                                   "no such host", id));
+            return;
+        }
+        reply(m, req,
+              plat_msg_host_lifecycle_response(id, r->host_pid,
+                                               PLAT__HOST_STATE__HOST_STATE_STOPPING, m->id, 0,
+                                               NULL, NULL));
+        return;
+    }
+    reply(m, req,
+          plat_msg_host_lifecycle_response(id, 0, PLAT__HOST_STATE__HOST_STATE_UNKNOWN, m->id,
+                                           -EINVAL, "unknown host lifecycle action", NULL));
 }
 
 static void send_heartbeat(hb_manager_t *m)
@@ -23,7 +113,8 @@ static void send_heartbeat(hb_manager_t *m)
     if (plat_link_state(m->link) != PLAT_LINK_REGISTERED)
         return;
     Plat__PlatformMessage *hb =
-        plat_msg_hostboot_heartbeat(m->cfg->name, 0, plat_mono_ms() - m->started_ms);
+        plat_msg_hostboot_heartbeat(m->cfg->name, (uint32_t)hb_spawner_count(m->spawner),
+                                plat_mono_ms() - m->started_ms);
     int rc = hb ? plat_bus_send(plat_link_bus(m->link), PLAT_PLATFORM_ID, hb) : -ENOMEM;
     if (rc < 0)
         plat_log_warn("manager", "heartbeat not sent: %s id=%s", strerror(-rc), m->id);
@@ -49,6 +140,16 @@ static void on_message(plat_bus_t *bus, const plat_bus_rx_t *rx, void *arg)
 {
     hb_manager_t *m = arg;
     const Plat__PlatformMessage *msg = rx->msg;
+    if (msg->header->kind == PLAT__MESSAGE_KIND__MESSAGE_KIND_REQUEST &&
+        msg->channel_case == PLAT__PLATFORM_MESSAGE__CHANNEL_HOST_BOOT &&
+        msg->host_boot->body_case == PLAT__HOST_BOOT_MESSAGE__BODY_HOST_LIFE_CYCLE_REQUEST) {
+        if (m->stopping) {
+            plat_bus_reply_error(bus, msg, -ESHUTDOWN, "hostbootd is stopping", m->id);
+            return;
+        }
+        on_lifecycle(m, msg);
+        return;
+    }
     plat_log_warn("manager", "message not handled by this hostbootd channel=%s kind=%d from=%s "
                              "seq=%llu id=%s",
                   plat_channel_name(msg->channel_case), (int)msg->header->kind,
@@ -101,6 +202,12 @@ int hb_manager_start(hb_manager_t *m, uv_loop_t *loop, const hb_config_t *cfg)
         .on_message = on_message,
         .arg = m,
     };
+    m->spawner = hb_spawner_new(loop, cfg, m->id, cfg->platform.endpoint, on_host_exit, m);
+    if (!m->spawner) {
+        rc = -errno;
+        plat_log_err("manager", "cannot set up host spawning: %s", strerror(errno));
+        return rc;
+    }
     uv_timer_init(loop, &m->heartbeat);
     m->heartbeat.data = m;
     m->handles_open++;
@@ -110,6 +217,7 @@ int hb_manager_start(hb_manager_t *m, uv_loop_t *loop, const hb_config_t *cfg)
         plat_log_err("manager", "cannot connect to the platform: %s endpoint=%s",
                      strerror(errno), cfg->platform.endpoint);
         uv_close((uv_handle_t *)&m->heartbeat, on_closed);
+        hb_spawner_destroy(&m->spawner);
         return rc;
     }
     uv_signal_init(loop, &m->sig_term);
@@ -124,13 +232,23 @@ int hb_manager_start(hb_manager_t *m, uv_loop_t *loop, const hb_config_t *cfg)
     return 0;
 }
 
+/* All hosts are gone (their exits reported): close everything else. */
+static void on_hosts_stopped(void *arg)
+{
+    hb_manager_t *m = arg;
+    hb_spawner_destroy(&m->spawner);
+    plat_link_destroy(&m->link);
+}
+
+/* Hosts first — terminated, reaped and reported while the link is still
+ * up — then the rest. */
 void hb_manager_stop(hb_manager_t *m)
 {
     if (m->stopping)
         return;
     m->stopping = true;
     sd_notify(0, "STOPPING=1");
-    plat_link_destroy(&m->link);
+    hb_spawner_stop_all(m->spawner, on_hosts_stopped, m);
     uv_close((uv_handle_t *)&m->heartbeat, on_closed);
     uv_close((uv_handle_t *)&m->sig_term, on_closed);
     uv_close((uv_handle_t *)&m->sig_int, on_closed);

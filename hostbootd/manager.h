@@ -1,5 +1,6 @@
 /* hostbootd's root object: the link to the platform, its heartbeats and
- * the signal handlers, on one libuv loop. Spawning hosts is issue 3. */
+ * the plugin hosts it spawns (spawner.h) and the signal handlers, on one
+ * libuv loop. */
 #ifndef HOSTBOOTD_MANAGER_H
 #define HOSTBOOTD_MANAGER_H
 
@@ -8,6 +9,7 @@
 #include <uv.h>
 
 #include "hbconfig.h"
+#include "spawner.h"
 #include "plat/plat.h"
 
 typedef struct {
@@ -17,6 +19,7 @@ typedef struct {
     char boot_id[PLAT_UUID_LEN + 1];
     uint64_t started_ms;
     plat_link_t *link;
+    hb_spawner_t *spawner;
     uv_timer_t heartbeat;
     uv_signal_t sig_term, sig_int;
     int handles_open;

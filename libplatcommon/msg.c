@@ -222,6 +222,140 @@ Plat__PlatformMessage *plat_msg_hostboot_heartbeat(const char *name, uint32_t ho
     return m;
 }
 
+Plat__PlatformMessage *plat_msg_hostboot_host_exited(const char *name, const char *host_id,
+                                                     int32_t pid, int32_t exit_status,
+                                                     int32_t term_signal)
+{
+    Plat__PlatformMessage *m;
+    Plat__HostBootMessage *hb = hostboot_body(&m);
+    if (!hb)
+        return NULL;
+    Plat__ReportMessage *r = NEW(Plat__ReportMessage, plat__report_message__init);
+    if (!r) {
+        plat_envelope_free(&m);
+        return NULL;
+    }
+    hb->body_case = PLAT__HOST_BOOT_MESSAGE__BODY_REPORT;
+    hb->report = r;
+    r->kind = PLAT__REPORT_MESSAGE__KIND__HOST_EXITED;
+    if (!(r->name = plat_msg_strdup(name)) || !(r->exit = NEW(Plat__HostExit, plat__host_exit__init)) ||
+        !(r->exit->host_id = plat_msg_strdup(host_id))) {
+        plat_envelope_free(&m);
+        return NULL;
+    }
+    r->exit->pid = pid;
+    r->exit->exit_status = exit_status;
+    r->exit->term_signal = term_signal;
+    return m;
+}
+
+/* A Host {id, pid, descriptor{id, language, version, mode}}; NULL on OOM. */
+static Plat__Host *new_host(const char *host_id, int32_t pid, const char *language,
+                            const char *version, const char *mode)
+{
+    Plat__Host *h = NEW(Plat__Host, plat__host__init);
+    if (!h)
+        return NULL;
+    h->pid = pid;
+    if (!(h->id = plat_msg_strdup(host_id)) ||
+        !(h->descriptor = NEW(Plat__HostDescriptor, plat__host_descriptor__init)) ||
+        !(h->descriptor->id = plat_msg_strdup(host_id)) ||
+        !(h->descriptor->language = plat_msg_strdup(language)) ||
+        !(h->descriptor->version = plat_msg_strdup(version)) ||
+        !(h->descriptor->mode = plat_msg_strdup(mode))) {
+        protobuf_c_message_free_unpacked(&h->base, NULL);
+        return NULL;
+    }
+    return h;
+}
+
+int plat_msg_report_add_host(Plat__PlatformMessage *m, const char *host_id, int32_t pid,
+                             const char *language, const char *version, const char *mode)
+{
+    if (!m || m->channel_case != PLAT__PLATFORM_MESSAGE__CHANNEL_HOST_BOOT ||
+        m->host_boot->body_case != PLAT__HOST_BOOT_MESSAGE__BODY_REPORT)
+        return -EINVAL;
+    Plat__ReportMessage *r = m->host_boot->report;
+    Plat__Host **hosts = realloc(r->hosts, (r->n_hosts + 1) * sizeof *hosts);
+    if (!hosts)
+        return -ENOMEM;
+    r->hosts = hosts;
+    Plat__Host *h = new_host(host_id, pid, language, version, mode);
+    if (!h)
+        return -ENOMEM;
+    h->state = PLAT__HOST_STATE__HOST_STATE_READY;
+    r->hosts[r->n_hosts++] = h;
+    return 0;
+}
+
+Plat__PlatformMessage *plat_msg_host_lifecycle_request(Plat__HostLifeCycleRequestMessage__Action a,
+                                                       const char *host_id, const char *language,
+                                                       const char *version, const char *mode,
+                                                       int32_t pid)
+{
+    Plat__PlatformMessage *m;
+    Plat__HostBootMessage *hb = hostboot_body(&m);
+    if (!hb)
+        return NULL;
+    Plat__HostLifeCycleRequestMessage *r =
+        NEW(Plat__HostLifeCycleRequestMessage, plat__host_life_cycle_request_message__init);
+    if (!r) {
+        plat_envelope_free(&m);
+        return NULL;
+    }
+    hb->body_case = PLAT__HOST_BOOT_MESSAGE__BODY_HOST_LIFE_CYCLE_REQUEST;
+    hb->host_life_cycle_request = r;
+    r->action = a;
+    r->host_pid = pid;
+    Plat__Host *h = new_host(host_id, pid, language, version, mode);
+    if (!h) {
+        plat_envelope_free(&m);
+        return NULL;
+    }
+    /* The request carries the descriptor; the Host wrapper is only used to
+     * build it, so keep the descriptor and drop the rest. */
+    r->host = h->descriptor;
+    h->descriptor = NULL;
+    protobuf_c_message_free_unpacked(&h->base, NULL);
+    return m;
+}
+
+Plat__PlatformMessage *plat_msg_host_lifecycle_response(const char *host_id, int32_t pid,
+                                                        Plat__HostState state,
+                                                        const char *hostboot, int code,
+                                                        const char *message, const char *detail)
+{
+    Plat__PlatformMessage *m;
+    Plat__HostBootMessage *hb = hostboot_body(&m);
+    if (!hb)
+        return NULL;
+    Plat__HostLifeCycleResponseMessage *r =
+        NEW(Plat__HostLifeCycleResponseMessage, plat__host_life_cycle_response_message__init);
+    if (!r) {
+        plat_envelope_free(&m);
+        return NULL;
+    }
+    hb->body_case = PLAT__HOST_BOOT_MESSAGE__BODY_HOST_LIFE_CYCLE_RESPONSE;
+    hb->host_life_cycle_response = r;
+    if (!(r->host = NEW(Plat__Host, plat__host__init)) || !(r->host->id = plat_msg_strdup(host_id)) ||
+        !(r->host->hostboot = plat_msg_strdup(hostboot))) {
+        plat_envelope_free(&m);
+        return NULL;
+    }
+    r->host->pid = pid;
+    r->host->state = state;
+    if (code) {
+        if (!(r->error = NEW(Plat__ErrorMessage, plat__error_message__init)) ||
+            !(r->error->message = plat_msg_strdup(message)) ||
+            !(r->error->detail = plat_msg_strdup(detail))) {
+            plat_envelope_free(&m);
+            return NULL;
+        }
+        r->error->code = code;
+    }
+    return m;
+}
+
 int plat_msg_set_error(Plat__PlatformMessage *m, int code, const char *message,
                        const char *detail)
 {

@@ -50,6 +50,8 @@ static void on_ready(pd_t *pd, const plat_bus_rx_t *rx)
     if (r->host->pid <= 0)
         return refuse(pd, m, "ready.host.pid must be a process id");
     const Plat__HostDescriptor *d = r->host->descriptor;
+    const pd_endpoint_t *prev = pd_registry_find(pd->reg, src);
+    bool spawned = prev && prev->kind == PD_EP_HOST && prev->host_state == PD_HOST_STARTING;
     bool was_known = false;
     pd_endpoint_t *ep = pd_registry_put_host(
         pd->reg, src, r->host->pid, d ? d->language : "", d ? d->version : "",
@@ -62,10 +64,11 @@ static void on_ready(pd_t *pd, const plat_bus_rx_t *rx)
     }
     plat_log_notice("control", "host %s id=%s pid=%d mode=%s language=%s version=%s dev=%d "
                                "hostboot=%s",
-                    was_known ? "re-registered" : "registered", ep->id, (int)ep->pid, ep->mode,
+                    was_known && !spawned ? "re-registered" : "registered", ep->id, (int)ep->pid, ep->mode,
                     ep->language, ep->runtime_version, (int)ep->dev,
                     ep->hostboot[0] ? ep->hostboot : "-");
     pd_send_register_ack(pd, m);
+    pd_hosts_on_ready(pd, ep);
 }
 
 void pd_control_handle(pd_t *pd, const plat_bus_rx_t *rx, pd_endpoint_t *ep)

@@ -29,6 +29,8 @@ static void ping_one(const pd_endpoint_t *ep, void *arg)
 {
     ping_round_t *round = arg;
     pd_t *pd = round->pd;
+    if (!pd_endpoint_registered(ep))
+        return; /* starting, exited or failed hosts are not on the bus */
     Plat__PlatformMessage *ping = plat_msg_ping(pd->boot_id);
     if (!ping) {
         round->failed++;

@@ -52,16 +52,7 @@ static void on_host_exited(pd_t *pd, const Plat__PlatformMessage *m, pd_endpoint
         plat_log_warn("hostboot", "host exit report without exit details from=%s", hb->id);
         return;
     }
-    pd_endpoint_t *host = pd_registry_find(pd->reg, x->host_id);
-    if (!host || host->kind != PD_EP_HOST || strcmp(host->hostboot, hb->id) != 0) {
-        plat_log_warn("hostboot", "exit reported for a host this hostboot does not own "
-                                  "from=%s host=%s pid=%d",
-                      hb->id, x->host_id, (int)x->pid);
-        return;
-    }
-    plat_log_notice("hostboot", "host exited id=%s pid=%d status=%d signal=%d hostboot=%s",
-                    host->id, (int)x->pid, (int)x->exit_status, (int)x->term_signal, hb->id);
-    pd_registry_remove(pd->reg, x->host_id);
+    pd_hosts_on_exit(pd, hb, x);
 }
 
 void pd_hostboot_handle(pd_t *pd, const plat_bus_rx_t *rx, pd_endpoint_t *ep)

@@ -93,6 +93,8 @@ int pd_start(pd_t *pd, uv_loop_t *loop, const pd_config_t *cfg)
     init_handle(pd, (uv_handle_t *)&pd->lost_timer);
     uv_timer_init(loop, &pd->watchdog_timer);
     init_handle(pd, (uv_handle_t *)&pd->watchdog_timer);
+    uv_timer_init(loop, &pd->prune_timer);
+    init_handle(pd, (uv_handle_t *)&pd->prune_timer);
     uv_signal_init(loop, &pd->sig_term);
     init_handle(pd, (uv_handle_t *)&pd->sig_term);
     uv_signal_init(loop, &pd->sig_int);
@@ -100,6 +102,7 @@ int pd_start(pd_t *pd, uv_loop_t *loop, const pd_config_t *cfg)
     uv_signal_start(&pd->sig_term, on_signal, SIGTERM);
     uv_signal_start(&pd->sig_int, on_signal, SIGINT);
     pd_heartbeat_start(pd);
+    pd_hosts_init(pd);
 
     uint64_t wd_usec = 0;
     if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec >= 2000)
@@ -124,6 +127,8 @@ void pd_stop(pd_t *pd)
     sd_notify(0, "STOPPING=1");
     pd_httpapi_close(&pd->http);
     plat_bus_destroy(&pd->bus);
+    pd_hosts_shutdown(pd);
+    close_handle(pd, (uv_handle_t *)&pd->prune_timer);
     close_handle(pd, (uv_handle_t *)&pd->ping_timer);
     close_handle(pd, (uv_handle_t *)&pd->lost_timer);
     close_handle(pd, (uv_handle_t *)&pd->watchdog_timer);

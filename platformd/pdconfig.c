@@ -85,6 +85,38 @@ static const plat_cfg_field_t pd_log_table[] = {
     {0},
 };
 
+static const plat_cfg_field_t pd_hosts_table[] = {
+    {.key = "start_timeout_ms",
+     .type = PLAT_CFG_INT,
+     .offset = PD_OFF(hosts, start_timeout_ms),
+     .def_int = 5000,
+     .min = 10,
+     .max = 600000,
+     .doc = "milliseconds to wait for a hostboot to answer a host start or delete"},
+    {.key = "ready_timeout_ms",
+     .type = PLAT_CFG_INT,
+     .offset = PD_OFF(hosts, ready_timeout_ms),
+     .def_int = 10000,
+     .min = 10,
+     .max = 600000,
+     .doc = "milliseconds a spawned host has to report ready before it is killed"},
+    {.key = "start_tries",
+     .type = PLAT_CFG_INT,
+     .offset = PD_OFF(hosts, start_tries),
+     .def_int = 5,
+     .min = 1,
+     .max = 5,
+     .doc = "attempts to start a host when the failure may succeed on retry"},
+    {.key = "exited_keep_ms",
+     .type = PLAT_CFG_INT,
+     .offset = PD_OFF(hosts, exited_keep_ms),
+     .def_int = 60000,
+     .min = 0,
+     .max = 86400000,
+     .doc = "milliseconds an exited or failed host stays listed in the API"},
+    {0},
+};
+
 const plat_cfg_field_t pd_config_table[] = {
     {.key = "bus",
      .type = PLAT_CFG_OBJECT,
@@ -106,6 +138,11 @@ const plat_cfg_field_t pd_config_table[] = {
      .offset = offsetof(pd_config_t, log),
      .children = pd_log_table,
      .doc = "logging"},
+    {.key = "hosts",
+     .type = PLAT_CFG_OBJECT,
+     .offset = offsetof(pd_config_t, hosts),
+     .children = pd_hosts_table,
+     .doc = "starting and stopping plugin hosts through the hostboots"},
     {0},
 };
 

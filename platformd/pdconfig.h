@@ -25,6 +25,12 @@ typedef struct {
     struct {
         char *level;          /* err|warning|notice|info|debug, default "info" */
     } log;
+    struct {
+        int64_t start_timeout_ms; /* wait for a hostboot's HostLifeCycleResponse, default 5000 */
+        int64_t ready_timeout_ms; /* then for the host's own ready report, default 10000 */
+        int64_t start_tries;      /* attempts for failures that may succeed on retry, 1..5 */
+        int64_t exited_keep_ms;   /* exited/failed hosts stay listed this long, default 60000 */
+    } hosts;
 } pd_config_t;
 
 /* The key table (NULL-key terminated). */

@@ -18,6 +18,7 @@
 #include "registry.h"
 
 typedef struct pd_httpapi pd_httpapi_t;
+typedef struct pd_start_op pd_start_op_t;
 
 typedef struct pd {
     uv_loop_t *loop;
@@ -36,6 +37,8 @@ typedef struct pd {
     unsigned sigint_count;
     bool stopping;
     uint64_t unknown_destination; /* messages for ids nobody registered */
+    pd_start_op_t *starts;        /* host starts in progress (hosts.c) */
+    uv_timer_t prune_timer;       /* forgets ended hosts after hosts.exited_keep_ms */
 } pd_t;
 
 /* manager.c */
@@ -60,6 +63,27 @@ void pd_hostboot_handle(pd_t *pd, const plat_bus_rx_t *rx, pd_endpoint_t *ep);
 bool pd_is_registration(const Plat__PlatformMessage *m);
 /* Answer a successful registration with register_ack. */
 void pd_send_register_ack(pd_t *pd, const Plat__PlatformMessage *request);
+
+/* hosts.c: starting and deleting plugin hosts through the hostboots.
+ * Start is asynchronous: 0 means the request is under way and the host is
+ * listed as "starting" under *id_out; it becomes "ready" with its own
+ * ready report, or "failed" with the reason. Errors known at once:
+ *   -EINVAL  bad language/version/mode;  -ENOENT no registered, live
+ *   hostboot offers (language, version) (or `hostboot` is not one). */
+int pd_hosts_start(pd_t *pd, const char *language, const char *version, const char *mode,
+                   const char *hostboot, char id_out[PLAT_ID_MAX + 1], char *why,
+                   size_t why_size);
+/* Ask the owning hostboot to stop a host: 0 (now "stopping"; "exited" when
+ * the exit report arrives), -ENOENT unknown host, -EPERM a dev host (never
+ * stopped by the platform), -EALREADY already ended. */
+int pd_hosts_delete(pd_t *pd, const char *host_id, char *why, size_t why_size);
+/* A host's ready report was accepted (control.c). */
+void pd_hosts_on_ready(pd_t *pd, pd_endpoint_t *host);
+/* A hostboot reported a host's exit (hostboot.c). */
+void pd_hosts_on_exit(pd_t *pd, const pd_endpoint_t *hostboot, const Plat__HostExit *x);
+void pd_hosts_init(pd_t *pd);
+/* Cancel every start in progress; after the bus is destroyed. */
+void pd_hosts_shutdown(pd_t *pd);
 
 /* heartbeat.c */
 void pd_heartbeat_start(pd_t *pd);

@@ -2,9 +2,33 @@
 #include "registry.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static const char *const g_host_states[] = {
+    [PD_HOST_STARTING] = "starting", [PD_HOST_READY] = "ready",   [PD_HOST_STOPPING] = "stopping",
+    [PD_HOST_EXITED] = "exited",     [PD_HOST_FAILED] = "failed",
+};
+
+const char *pd_host_state_name(pd_host_state_t s)
+{
+    return (unsigned)s < sizeof g_host_states / sizeof g_host_states[0] ? g_host_states[s]
+                                                                         : "unknown";
+}
+
+bool pd_endpoint_registered(const pd_endpoint_t *ep)
+{
+    return ep && (ep->kind == PD_EP_HOSTBOOT || ep->host_state == PD_HOST_READY ||
+                  ep->host_state == PD_HOST_STOPPING);
+}
+
+static bool host_ended(const pd_endpoint_t *ep)
+{
+    return ep->kind == PD_EP_HOST &&
+           (ep->host_state == PD_HOST_EXITED || ep->host_state == PD_HOST_FAILED);
+}
 
 struct pd_registry {
     pd_endpoint_t **items; /* sorted by id */
@@ -112,6 +136,70 @@ pd_endpoint_t *pd_registry_put_hostboot(pd_registry_t *reg, const char *id, cons
     return ep;
 }
 
+pd_endpoint_t *pd_registry_add_starting_host(pd_registry_t *reg, const char *id,
+                                             const char *language, const char *runtime_version,
+                                             const char *mode, const char *hostboot,
+                                             uint64_t now_ms)
+{
+    if (plat_id_kind(id) != PLAT_ID_HOST || plat_id_kind(hostboot) != PLAT_ID_HOSTBOOT) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (pd_registry_find(reg, id)) {
+        errno = EEXIST;
+        return NULL;
+    }
+    pd_endpoint_t *ep = get_or_add(reg, id, PD_EP_HOST, now_ms, NULL);
+    if (!ep) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    copy(ep->language, sizeof ep->language, language);
+    copy(ep->runtime_version, sizeof ep->runtime_version, runtime_version);
+    copy(ep->mode, sizeof ep->mode, mode);
+    copy(ep->hostboot, sizeof ep->hostboot, hostboot);
+    ep->host_state = PD_HOST_STARTING;
+    ep->started_ms = now_ms;
+    ep->last_seen_ms = now_ms;
+    return ep;
+}
+
+void pd_registry_host_exited(pd_endpoint_t *ep, int32_t exit_status, int32_t term_signal,
+                             uint64_t now_ms)
+{
+    ep->host_state = PD_HOST_EXITED;
+    ep->exit_status = exit_status;
+    ep->term_signal = term_signal;
+    ep->ended_ms = now_ms;
+    ep->lost = false;
+}
+
+void pd_registry_host_failed(pd_endpoint_t *ep, int code, const char *why, uint64_t now_ms)
+{
+    ep->host_state = PD_HOST_FAILED;
+    ep->error_code = code;
+    copy(ep->error, sizeof ep->error, why);
+    ep->ended_ms = now_ms;
+    ep->lost = false;
+}
+
+size_t pd_registry_prune(pd_registry_t *reg, uint64_t now_ms, uint64_t keep_ms)
+{
+    size_t removed = 0;
+    for (size_t i = 0; i < reg->n;) {
+        pd_endpoint_t *ep = reg->items[i];
+        if (host_ended(ep) && now_ms >= ep->ended_ms && now_ms - ep->ended_ms > keep_ms) {
+            free(ep);
+            memmove(reg->items + i, reg->items + i + 1, (reg->n - i - 1) * sizeof *reg->items);
+            reg->n--;
+            removed++;
+        } else {
+            i++;
+        }
+    }
+    return removed;
+}
+
 pd_endpoint_t *pd_registry_put_host(pd_registry_t *reg, const char *id, int32_t pid,
                                     const char *language, const char *runtime_version,
                                     const char *mode, bool dev, const char *hostboot,
@@ -120,9 +208,28 @@ pd_endpoint_t *pd_registry_put_host(pd_registry_t *reg, const char *id, int32_t 
 {
     if (plat_id_kind(id) != PLAT_ID_HOST)
         return NULL;
-    pd_endpoint_t *ep = get_or_add(reg, id, PD_EP_HOST, now_ms, was_known);
+    bool known = false;
+    pd_endpoint_t *ep = get_or_add(reg, id, PD_EP_HOST, now_ms, &known);
     if (!ep)
         return NULL;
+    if (was_known)
+        *was_known = known;
+    if (!known || host_ended(ep)) {
+        /* New to us (a dev host, or a host surviving a platform restart),
+         * or an id reused after an exit: a fresh record. */
+        ep->started_ms = now_ms;
+        ep->ended_ms = 0;
+        ep->exit_status = ep->term_signal = 0;
+        ep->error_code = 0;
+        ep->error[0] = 0;
+        ep->host_state = PD_HOST_READY;
+    } else if (ep->host_state == PD_HOST_STARTING) {
+        ep->host_state = PD_HOST_READY;
+    }
+    if (!ep->ready_ms)
+        ep->ready_ms = now_ms;
+    if (ep->hostboot[0] && hostboot && strcmp(ep->hostboot, hostboot) != 0)
+        hostboot = ep->hostboot; /* the platform's record of who spawned it wins */
     ep->pid = pid;
     copy(ep->language, sizeof ep->language, language);
     copy(ep->runtime_version, sizeof ep->runtime_version, runtime_version);
@@ -140,6 +247,8 @@ pd_endpoint_t *pd_registry_touch(pd_registry_t *reg, const char *id, uint64_t no
                                  bool *came_back)
 {
     pd_endpoint_t *ep = pd_registry_find(reg, id);
+    if (!pd_endpoint_registered(ep))
+        ep = NULL;
     if (came_back)
         *came_back = ep && ep->lost;
     if (ep) {
@@ -158,7 +267,7 @@ size_t pd_registry_mark_lost(pd_registry_t *reg, uint64_t now_ms, uint64_t silen
     for (size_t i = 0; i < reg->n; i++) {
         pd_endpoint_t *ep = reg->items[i];
         uint64_t silent = now_ms > ep->last_seen_ms ? now_ms - ep->last_seen_ms : 0;
-        if (ep->lost || silent <= silence_ms)
+        if (ep->lost || silent <= silence_ms || !pd_endpoint_registered(ep))
             continue;
         ep->lost = true;
         n++;
@@ -187,6 +296,8 @@ pd_counts_t pd_registry_counts(const pd_registry_t *reg)
         if (ep->kind == PD_EP_HOSTBOOT) {
             c.hostboots++;
             c.hostboots_lost += ep->lost;
+        } else if (host_ended(ep)) {
+            c.hosts_ended++;
         } else {
             c.hosts++;
             c.hosts_lost += ep->lost;

@@ -21,6 +21,18 @@ typedef enum {
     PD_EP_HOST,
 } pd_ep_kind_t;
 
+/* A host's lifecycle as the platform sees it. Liveness ("lost") is
+ * tracked apart, in pd_endpoint_t.lost, for READY and STOPPING hosts. */
+typedef enum {
+    PD_HOST_STARTING, /* spawn requested, waiting for its own ready report */
+    PD_HOST_READY,    /* registered itself (Control.ready) */
+    PD_HOST_STOPPING, /* delete requested */
+    PD_HOST_EXITED,   /* its hostboot reported the exit */
+    PD_HOST_FAILED,   /* never became ready (error says why) */
+} pd_host_state_t;
+
+const char *pd_host_state_name(pd_host_state_t s);
+
 typedef struct {
     char language[PD_FIELD_MAX + 1];
     char version[PD_FIELD_MAX + 1];
@@ -45,7 +57,19 @@ typedef struct {
     char mode[PD_FIELD_MAX + 1];
     bool dev;
     char hostboot[PLAT_ID_MAX + 1]; /* owner; "" for dev hosts */
+    pd_host_state_t host_state;
+    uint64_t started_ms;  /* spawn requested (or first ready for hosts not spawned by us) */
+    uint64_t ready_ms;    /* 0 until ready */
+    uint64_t ended_ms;    /* exited or failed; 0 before */
+    int32_t exit_status;
+    int32_t term_signal;
+    int error_code;       /* FAILED: negative errno */
+    char error[256];      /* FAILED: why */
 } pd_endpoint_t;
+
+/* True for endpoints that may talk on the bus: hostboots, and hosts that
+ * are READY or STOPPING. */
+bool pd_endpoint_registered(const pd_endpoint_t *ep);
 
 typedef struct pd_registry pd_registry_t;
 
@@ -68,15 +92,31 @@ pd_endpoint_t *pd_registry_put_host(pd_registry_t *reg, const char *id, int32_t 
                                     const char *version, const char *boot_id, uint64_t now_ms,
                                     bool *was_known);
 
+/* A host the platform asked `hostboot` to spawn: STARTING until its ready
+ * report. -EEXIST when the id is taken; NULL + errno otherwise. */
+pd_endpoint_t *pd_registry_add_starting_host(pd_registry_t *reg, const char *id,
+                                             const char *language, const char *runtime_version,
+                                             const char *mode, const char *hostboot,
+                                             uint64_t now_ms);
+
+/* The host ended: EXITED with its status/signal, or FAILED with a reason. */
+void pd_registry_host_exited(pd_endpoint_t *ep, int32_t exit_status, int32_t term_signal,
+                             uint64_t now_ms);
+void pd_registry_host_failed(pd_endpoint_t *ep, int code, const char *why, uint64_t now_ms);
+
+/* Forget EXITED/FAILED hosts that ended more than keep_ms ago. Returns how
+ * many were removed. */
+size_t pd_registry_prune(pd_registry_t *reg, uint64_t now_ms, uint64_t keep_ms);
+
 pd_endpoint_t *pd_registry_find(pd_registry_t *reg, const char *id);
 
 /* A message came from `id`: refresh last_seen_ms and clear `lost`.
- * Returns the entry (NULL when not registered); *came_back is set when it
- * had been lost. */
+ * Returns the entry (NULL when not registered, see pd_endpoint_registered);
+ * *came_back is set when it had been lost. */
 pd_endpoint_t *pd_registry_touch(pd_registry_t *reg, const char *id, uint64_t now_ms,
                                  bool *came_back);
 
-/* Mark lost every endpoint silent for more than `silence_ms`; calls
+/* Mark lost every registered endpoint silent for more than `silence_ms`; calls
  * `on_lost` for each newly lost one. Returns how many were newly lost. */
 size_t pd_registry_mark_lost(pd_registry_t *reg, uint64_t now_ms, uint64_t silence_ms,
                              void (*on_lost)(const pd_endpoint_t *ep, uint64_t silent_ms,
@@ -86,8 +126,9 @@ size_t pd_registry_mark_lost(pd_registry_t *reg, uint64_t now_ms, uint64_t silen
 /* Forget `id`. 0 or -ENOENT. */
 int pd_registry_remove(pd_registry_t *reg, const char *id);
 
+/* hosts: every host not EXITED or FAILED; hosts_lost: those lost. */
 typedef struct {
-    size_t hostboots, hostboots_lost, hosts, hosts_lost;
+    size_t hostboots, hostboots_lost, hosts, hosts_lost, hosts_ended;
 } pd_counts_t;
 pd_counts_t pd_registry_counts(const pd_registry_t *reg);
 

@@ -54,8 +54,9 @@ static void forward(pd_t *pd, const plat_bus_rx_t *rx)
 {
     const Plat__PlatformMessage *m = rx->msg;
     const char *dst = m->header->destination->id;
-    int rc = pd_registry_find(pd->reg, dst) ? plat_bus_forward(pd->bus, dst, rx->raw, rx->raw_len)
-                                            : -EHOSTUNREACH;
+    int rc = pd_endpoint_registered(pd_registry_find(pd->reg, dst))
+                 ? plat_bus_forward(pd->bus, dst, rx->raw, rx->raw_len)
+                 : -EHOSTUNREACH;
     if (rc == 0) {
         plat_log_debug("router", "forwarded from=%s to=%s seq=%llu channel=%s", rx->peer, dst,
                        (unsigned long long)m->header->seq_no, plat_channel_name(m->channel_case));

@@ -16,8 +16,10 @@
 typedef struct {
     const char *host_id;          /* "host-<uuid>" */
     const char *platform_address; /* "tcp://127.0.0.1:7700" */
-    const char *mode;             /* "dev" */
-    bool dev;
+    const char *mode;             /* "dev", "highPerformance", "powerSave" */
+    bool dev;                     /* started by hand */
+    const char *hostboot;         /* spawning hostboot's id; "" for dev hosts */
+    uint64_t platform_lost_exit_ms; /* exit after losing the platform this long; 0 = never */
 } ph_host_opts_t;
 
 typedef struct {
@@ -27,6 +29,8 @@ typedef struct {
     char boot_id[PLAT_UUID_LEN + 1];
     plat_link_t *link;
     uv_signal_t sig_term, sig_int;
+    uv_timer_t lost_timer; /* platform_lost_exit_ms */
+    int exit_code;         /* what main returns */
     unsigned sigint_count;
     bool stopping;
 } ph_host_t;

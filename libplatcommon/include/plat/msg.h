@@ -40,6 +40,31 @@ Plat__PlatformMessage *plat_msg_hostboot_register(const char *name, const char *
 Plat__PlatformMessage *plat_msg_hostboot_heartbeat(const char *name, uint32_t host_count,
                                                    uint64_t uptime_ms);
 
+/* HostBoot.report HOST_EXITED for one host (an EVENT). */
+Plat__PlatformMessage *plat_msg_hostboot_host_exited(const char *name, const char *host_id,
+                                                     int32_t pid, int32_t exit_status,
+                                                     int32_t term_signal);
+
+/* Add a host this hostboot owns to a REGISTER report built by
+ * plat_msg_hostboot_register. 0 or -ENOMEM / -EINVAL. */
+int plat_msg_report_add_host(Plat__PlatformMessage *report, const char *host_id, int32_t pid,
+                             const char *language, const char *version, const char *mode);
+
+/* HostBoot.host_life_cycle_request: START a host described by (host_id,
+ * language, version, mode), or DELETE host `host_id` (pid may be 0). */
+Plat__PlatformMessage *plat_msg_host_lifecycle_request(Plat__HostLifeCycleRequestMessage__Action a,
+                                                       const char *host_id, const char *language,
+                                                       const char *version, const char *mode,
+                                                       int32_t pid);
+
+/* HostBoot.host_life_cycle_response: the host (id, pid, state, owning
+ * hostboot) on success, or an error (code < 0, message, detail) — then
+ * host carries only the id. */
+Plat__PlatformMessage *plat_msg_host_lifecycle_response(const char *host_id, int32_t pid,
+                                                        Plat__HostState state,
+                                                        const char *hostboot, int code,
+                                                        const char *message, const char *detail);
+
 /* Set header.error on `m` (replacing any). `message`/`detail` may be NULL.
  * Returns 0 or -ENOMEM. */
 int plat_msg_set_error(Plat__PlatformMessage *m, int code, const char *message,

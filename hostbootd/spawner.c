@@ -1,0 +1,633 @@
+/* Plugin host processes: spawn, capture, signal, reap, report. */
+#include "spawner.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "hostlog.h"
+#include "plat/log.h"
+
+#define READ_CHUNK 65536
+#define DRAIN_MS 200 /* output still read after an exit before the pipes close */
+
+typedef struct host host_t;
+
+struct host {
+    host_t *next;
+    hb_spawner_t *sp;
+    char id[PLAT_ID_MAX + 1];
+    char language[33], version[33], mode[32];
+    uv_process_t proc;
+    uv_pipe_t out, err;
+    uv_timer_t timer; /* grace period, then output drain */
+    int pidfd;
+    int32_t pid;
+    hb_hostlog_t *log;
+    uint64_t started_ms;
+    bool exited, stopping, pipes_closed;
+    int open_handles;
+    char buf[READ_CHUNK];
+};
+
+struct hb_spawner {
+    uv_loop_t *loop;
+    const hb_config_t *cfg;
+    char hostboot_id[PLAT_ID_MAX + 1];
+    char platform[256];
+    char self_exe[PATH_MAX];
+    char host_log_dir[PATH_MAX];
+    hb_exit_cb on_exit;
+    void *arg;
+    host_t *live; /* not yet exited */
+    size_t n_live;
+    uv_signal_t sigchld;
+    bool set_ids;
+    uid_t uid;
+    gid_t gid;
+    void (*done)(void *arg);
+    void *done_arg;
+};
+
+/* ---- the exec wrapper (runs in the child, before the runtime) ---------- */
+
+static int parse_limit(const char *s, rlim_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || !*s || *end || s[0] == '-')
+        return -1;
+    *out = (rlim_t)v;
+    return 0;
+}
+
+int hb_exec_host_main(int argc, char **argv)
+{
+    /* argv: hostbootd --exec-host AS NOFILE NPROC CPU -- PATH ARGS... */
+    static const int res[4] = {RLIMIT_AS, RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_CPU};
+    static const char *const names[4] = {"RLIMIT_AS", "RLIMIT_NOFILE", "RLIMIT_NPROC",
+                                         "RLIMIT_CPU"};
+    if (argc < 8 || strcmp(argv[6], "--") != 0) {
+        fprintf(stderr, "hostbootd --exec-host: usage: AS NOFILE NPROC CPU -- PATH ARGS...\n");
+        return 127;
+    }
+    for (int i = 0; i < 4; i++) {
+        rlim_t v;
+        if (parse_limit(argv[2 + i], &v) != 0) {
+            fprintf(stderr, "hostbootd --exec-host: bad limit %s\n", argv[2 + i]);
+            return 127;
+        }
+        if (v == 0)
+            continue;
+        struct rlimit rl = {v, v};
+        if (setrlimit(res[i], &rl) != 0) {
+            fprintf(stderr, "hostbootd --exec-host: setrlimit %s=%llu: %s\n", names[i],
+                    (unsigned long long)v, strerror(errno));
+            return 127;
+        }
+    }
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+        fprintf(stderr, "hostbootd --exec-host: PR_SET_NO_NEW_PRIVS: %s\n", strerror(errno));
+        return 127;
+    }
+    /* Nothing of hostbootd's leaks into the host: stdio only. */
+    if (close_range(3, ~0U, 0) != 0)
+        for (int fd = 3; fd < 1024; fd++)
+            close(fd);
+    execv(argv[7], argv + 7);
+    fprintf(stderr, "hostbootd --exec-host: cannot exec %s: %s\n", argv[7], strerror(errno));
+    return 127;
+}
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
+        return -ENAMETOOLONG;
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(tmp, mode) != 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(tmp, mode) != 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+static int send_signal(host_t *h, int sig)
+{
+    if (h->pidfd >= 0) {
+        if (syscall(SYS_pidfd_send_signal, h->pidfd, sig, NULL, 0) == 0)
+            return 0;
+        return -errno;
+    }
+    /* Unreaped child: its pid cannot have been reused yet. */
+    return uv_process_kill(&h->proc, sig);
+}
+
+static host_t *find_live(hb_spawner_t *s, const char *id)
+{
+    for (host_t *h = s->live; h; h = h->next)
+        if (strcmp(h->id, id) == 0)
+            return h;
+    return NULL;
+}
+
+static void unlink_live(hb_spawner_t *s, host_t *h)
+{
+    for (host_t **pp = &s->live; *pp; pp = &(*pp)->next)
+        if (*pp == h) {
+            *pp = h->next;
+            s->n_live--;
+            return;
+        }
+}
+
+static void on_host_handle_closed(uv_handle_t *handle)
+{
+    host_t *h = handle->data;
+    if (--h->open_handles == 0) {
+        hb_hostlog_close(&h->log);
+        free(h);
+    }
+}
+
+static void close_pipes(host_t *h)
+{
+    if (h->pipes_closed)
+        return;
+    h->pipes_closed = true;
+    if (!uv_is_closing((uv_handle_t *)&h->out))
+        uv_close((uv_handle_t *)&h->out, on_host_handle_closed);
+    if (!uv_is_closing((uv_handle_t *)&h->err))
+        uv_close((uv_handle_t *)&h->err, on_host_handle_closed);
+}
+
+/* ---- output -------------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    host_t *h = handle->data;
+    *buf = uv_buf_init(h->buf, sizeof h->buf);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    host_t *h = stream->data;
+    if (nread > 0) {
+        hb_hostlog_write(h->log, buf->base, (size_t)nread);
+        return;
+    }
+    if (nread < 0) {
+        /* EOF or error: this stream is done. */
+        uv_read_stop(stream);
+        if (!uv_is_closing((uv_handle_t *)stream))
+            uv_close((uv_handle_t *)stream, on_host_handle_closed);
+    }
+}
+
+/* ---- exits ---------------------------------------------------------------- */
+
+static void on_drained(uv_timer_t *t)
+{
+    host_t *h = t->data;
+    close_pipes(h);
+    uv_close((uv_handle_t *)&h->timer, on_host_handle_closed);
+}
+
+static void on_process_exit(uv_process_t *proc, int64_t exit_status, int term_signal)
+{
+    host_t *h = proc->data;
+    hb_spawner_t *s = h->sp;
+    h->exited = true;
+    unlink_live(s, h);
+    if (h->pidfd >= 0) {
+        close(h->pidfd);
+        h->pidfd = -1;
+    }
+    uint64_t ran = plat_mono_ms() - h->started_ms;
+    if (term_signal)
+        hb_hostlog_note(h->log, "host exited: killed by signal %d (%s) after %llu ms", term_signal,
+                        strsignal(term_signal), (unsigned long long)ran);
+    else
+        hb_hostlog_note(h->log, "host exited: status %lld after %llu ms", (long long)exit_status,
+                        (unsigned long long)ran);
+    plat_log(h->stopping || (term_signal == 0 && exit_status == 0) ? PLAT_LOG_NOTICE
+                                                                   : PLAT_LOG_WARNING,
+             "spawner", "host exited%s id=%s pid=%d status=%lld signal=%d ran_ms=%llu",
+             h->stopping ? " (deleted)" : " unexpectedly", h->id, (int)h->pid,
+             (long long)exit_status, term_signal, (unsigned long long)ran);
+    hb_exit_t x = {
+        .host_id = h->id,
+        .pid = h->pid,
+        .language = h->language,
+        .version = h->version,
+        .mode = h->mode,
+        .exit_status = term_signal ? 0 : exit_status,
+        .term_signal = term_signal,
+        .ran_ms = ran,
+        .log_bytes = hb_hostlog_bytes_written(h->log),
+    };
+    if (s->on_exit)
+        s->on_exit(&x, s->arg);
+    uv_close((uv_handle_t *)proc, on_host_handle_closed);
+    /* Keep reading what the host wrote just before it died, briefly: a
+     * grandchild holding the pipes open must not keep them forever. */
+    uv_timer_stop(&h->timer);
+    uv_timer_start(&h->timer, on_drained, DRAIN_MS, 0);
+    if (s->done && s->n_live == 0) {
+        void (*done)(void *) = s->done;
+        s->done = NULL;
+        done(s->done_arg);
+    }
+}
+
+static void on_grace_over(uv_timer_t *t)
+{
+    host_t *h = t->data;
+    if (h->exited)
+        return;
+    plat_log_warn("spawner", "host still running after %lld ms grace: SIGKILL id=%s pid=%d",
+                  (long long)h->sp->cfg->hosts.grace_ms, h->id, (int)h->pid);
+    int rc = send_signal(h, SIGKILL);
+    if (rc < 0 && rc != -ESRCH)
+        plat_log_err("spawner", "SIGKILL failed: %s id=%s pid=%d", strerror(-rc), h->id,
+                     (int)h->pid);
+}
+
+/* Orphans: as subreaper, hostbootd adopts what its hosts leave behind.
+ * libuv reaps the hosts it spawned; anything else among our children is
+ * reaped here so no zombie survives. */
+static bool is_host_pid(hb_spawner_t *s, pid_t pid)
+{
+    for (host_t *h = s->live; h; h = h->next)
+        if (h->pid == pid)
+            return true;
+    return false;
+}
+
+static void reap_orphans(hb_spawner_t *s)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], list[4096];
+        snprintf(path, sizeof path, "/proc/self/task/%s/children", e->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t n = read(fd, list, sizeof list - 1);
+        close(fd);
+        if (n <= 0)
+            continue;
+        list[n] = 0;
+        char *save = NULL;
+        for (char *tok = strtok_r(list, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) {
+            pid_t pid = (pid_t)atoi(tok);
+            if (pid <= 0 || is_host_pid(s, pid))
+                continue;
+            int status = 0;
+            if (waitpid(pid, &status, WNOHANG) == pid)
+                plat_log_info("spawner", "reaped an orphan pid=%d status=0x%x", (int)pid, status);
+        }
+    }
+    closedir(d);
+}
+
+static void on_sigchld(uv_signal_t *sig, int signum)
+{
+    (void)signum;
+    reap_orphans(sig->data);
+}
+
+/* ---- public ---------------------------------------------------------------- */
+
+static int resolve_ids(hb_spawner_t *s)
+{
+    const char *user = s->cfg->hosts.user, *group = s->cfg->hosts.group;
+    if ((!user || !*user) && (!group || !*group))
+        return 0;
+    uid_t uid = getuid();
+    gid_t gid = getgid();
+    if (user && *user) {
+        struct passwd *pw = getpwnam(user);
+        if (!pw) {
+            plat_log_err("spawner", "hosts.user \"%s\" does not exist", user);
+            return -ENOENT;
+        }
+        uid = pw->pw_uid;
+        gid = pw->pw_gid;
+    }
+    if (group && *group) {
+        struct group *gr = getgrnam(group);
+        if (!gr) {
+            plat_log_err("spawner", "hosts.group \"%s\" does not exist", group);
+            return -ENOENT;
+        }
+        gid = gr->gr_gid;
+    }
+    if (uid == getuid() && gid == getgid())
+        return 0;
+    if (geteuid() != 0) {
+        plat_log_err("spawner", "hosts.user/hosts.group need hostbootd to run as root "
+                                "(uid=%d gid=%d wanted)",
+                     (int)uid, (int)gid);
+        return -EPERM;
+    }
+    s->set_ids = true;
+    s->uid = uid;
+    s->gid = gid;
+    return 0;
+}
+
+hb_spawner_t *hb_spawner_new(uv_loop_t *loop, const hb_config_t *cfg, const char *hostboot_id,
+                             const char *platform_endpoint, hb_exit_cb on_exit_cb, void *arg)
+{
+    hb_spawner_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->loop = loop;
+    s->cfg = cfg;
+    s->on_exit = on_exit_cb;
+    s->arg = arg;
+    snprintf(s->hostboot_id, sizeof s->hostboot_id, "%s", hostboot_id);
+    snprintf(s->platform, sizeof s->platform, "%s", platform_endpoint);
+    ssize_t n = readlink("/proc/self/exe", s->self_exe, sizeof s->self_exe - 1);
+    if (n <= 0) {
+        int e = errno;
+        free(s);
+        errno = e;
+        return NULL;
+    }
+    s->self_exe[n] = 0;
+    if (snprintf(s->host_log_dir, sizeof s->host_log_dir, "%s/hosts", cfg->log.dir) >=
+        (int)sizeof s->host_log_dir) {
+        free(s);
+        errno = ENAMETOOLONG;
+        return NULL;
+    }
+    int rc = resolve_ids(s);
+    if (rc < 0) {
+        free(s);
+        errno = -rc;
+        return NULL;
+    }
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
+        plat_log_warn("spawner", "cannot become subreaper: %s", strerror(errno));
+    uv_signal_init(loop, &s->sigchld);
+    s->sigchld.data = s;
+    uv_signal_start(&s->sigchld, on_sigchld, SIGCHLD);
+    return s;
+}
+
+static const hb_runtime_cfg_t *runtime_for(const hb_config_t *cfg, const char *language,
+                                           const char *version)
+{
+    for (size_t i = 0; i < cfg->n_runtimes; i++)
+        if (strcmp(cfg->runtimes[i].language, language) == 0 &&
+            strcmp(cfg->runtimes[i].version, version) == 0)
+            return &cfg->runtimes[i];
+    return NULL;
+}
+
+/* Environment of a host: a fixed minimum, plus sanitizer settings so that
+ * an instrumented build behaves the same in its hosts. */
+static void host_env(char **env, size_t cap, char *home, size_t home_size, const char *workdir)
+{
+    size_t n = 0;
+    env[n++] = "PATH=/usr/local/bin:/usr/bin:/bin";
+    snprintf(home, home_size, "HOME=%s", workdir);
+    env[n++] = home;
+    static const char *const pass[] = {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TZ",
+                                       "LANG"};
+    for (size_t i = 0; i < sizeof pass / sizeof pass[0] && n + 1 < cap; i++) {
+        for (char **e = environ; *e; e++) {
+            size_t len = strlen(pass[i]);
+            if (strncmp(*e, pass[i], len) == 0 && (*e)[len] == '=') {
+                env[n++] = *e;
+                break;
+            }
+        }
+    }
+    env[n] = NULL;
+}
+
+int hb_spawner_start(hb_spawner_t *s, const char *host_id, const char *language,
+                     const char *version, const char *mode, int32_t *pid, char *why,
+                     size_t why_size)
+{
+    why[0] = 0;
+    if (plat_id_kind(host_id) != PLAT_ID_HOST) {
+        snprintf(why, why_size, "bad host id \"%.80s\"", host_id);
+        return -EINVAL;
+    }
+    if (strcmp(mode, "highPerformance") != 0 && strcmp(mode, "powerSave") != 0) {
+        snprintf(why, why_size, "mode \"%.40s\" cannot be spawned (highPerformance or powerSave; "
+                                "dev hosts are started by hand)", mode);
+        return -EINVAL;
+    }
+    const hb_runtime_cfg_t *rt = runtime_for(s->cfg, language, version);
+    if (!rt) {
+        snprintf(why, why_size, "no runtime for language \"%.40s\" version \"%.40s\"", language,
+                 version);
+        return -ENOENT;
+    }
+    char path[PATH_MAX];
+    if (!realpath(rt->path, path) || access(path, X_OK) != 0) {
+        snprintf(why, why_size, "runtime binary %.200s for %.40s/%.40s: %s", rt->path, language,
+                 version, strerror(errno));
+        return -ENOEXEC;
+    }
+    if (find_live(s, host_id)) {
+        snprintf(why, why_size, "host %s is already running", host_id);
+        return -EEXIST;
+    }
+    char workdir[PATH_MAX];
+    if (snprintf(workdir, sizeof workdir, "%s/%s", s->cfg->hosts.work_dir, host_id) >=
+        (int)sizeof workdir) {
+        snprintf(why, why_size, "work directory path too long");
+        return -ENAMETOOLONG;
+    }
+    int rc = mkdir_p(s->cfg->hosts.work_dir, 0755);
+    if (rc == 0 && mkdir(workdir, 0700) != 0 && errno != EEXIST)
+        rc = -errno;
+    if (rc == 0 && s->set_ids && chown(workdir, s->uid, s->gid) != 0)
+        rc = -errno;
+    if (rc < 0) {
+        snprintf(why, why_size, "work directory %.200s: %s", workdir, strerror(-rc));
+        return rc;
+    }
+
+    host_t *h = calloc(1, sizeof *h);
+    if (!h) {
+        snprintf(why, why_size, "out of memory");
+        return -ENOMEM;
+    }
+    h->sp = s;
+    h->pidfd = -1;
+    snprintf(h->id, sizeof h->id, "%s", host_id);
+    snprintf(h->language, sizeof h->language, "%s", language);
+    snprintf(h->version, sizeof h->version, "%s", version);
+    snprintf(h->mode, sizeof h->mode, "%s", mode);
+    hb_hostlog_opts_t lo = {.max_bytes = (uint64_t)s->cfg->hosts.log_max_bytes,
+                            .keep = (unsigned)s->cfg->hosts.log_keep};
+    h->log = hb_hostlog_open(s->host_log_dir, host_id, &lo);
+    if (!h->log) {
+        rc = -errno;
+        snprintf(why, why_size, "host log in %.200s: %s", s->host_log_dir, strerror(errno));
+        free(h);
+        return rc;
+    }
+
+    char lim[4][24], lost[24];
+    snprintf(lim[0], sizeof lim[0], "%lld", (long long)s->cfg->hosts.limits.as_bytes);
+    snprintf(lim[1], sizeof lim[1], "%lld", (long long)s->cfg->hosts.limits.nofile);
+    snprintf(lim[2], sizeof lim[2], "%lld", (long long)s->cfg->hosts.limits.nproc);
+    snprintf(lim[3], sizeof lim[3], "%lld", (long long)s->cfg->hosts.limits.cpu_s);
+    snprintf(lost, sizeof lost, "%lld", (long long)s->cfg->hosts.platform_lost_exit_ms);
+    char *args[] = {s->self_exe, "--exec-host", lim[0], lim[1], lim[2], lim[3], "--", path,
+                    "--platform", s->platform, "--host-id", h->id, "--hostboot", s->hostboot_id,
+                    "--mode", h->mode, "--platform-lost-exit-ms", lost, NULL};
+    char *env[16], home[PATH_MAX + 8];
+    char abs_workdir[PATH_MAX];
+    if (!realpath(workdir, abs_workdir))
+        snprintf(abs_workdir, sizeof abs_workdir, "%s", workdir);
+    host_env(env, sizeof env / sizeof env[0], home, sizeof home, abs_workdir);
+
+    uv_pipe_init(s->loop, &h->out, 0);
+    uv_pipe_init(s->loop, &h->err, 0);
+    uv_timer_init(s->loop, &h->timer);
+    h->out.data = h->err.data = h->timer.data = h->proc.data = h;
+    uv_stdio_container_t stdio[3] = {
+        {.flags = UV_IGNORE},
+        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&h->out},
+        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&h->err},
+    };
+    uv_process_options_t po = {
+        .exit_cb = on_process_exit,
+        .file = s->self_exe,
+        .args = args,
+        .env = env,
+        .cwd = abs_workdir,
+        /* Own session: a terminal's Ctrl-C reaches hostbootd, which stops
+         * its hosts itself, not the hosts directly. */
+        .flags = UV_PROCESS_DETACHED | (s->set_ids ? UV_PROCESS_SETUID | UV_PROCESS_SETGID : 0),
+        .stdio_count = 3,
+        .stdio = stdio,
+        .uid = s->uid,
+        .gid = s->gid,
+    };
+    h->started_ms = plat_mono_ms();
+    rc = uv_spawn(s->loop, &h->proc, &po);
+    if (rc < 0) {
+        snprintf(why, why_size, "spawn %.200s: %s", path, uv_strerror(rc));
+        hb_hostlog_note(h->log, "spawn failed: %s", uv_strerror(rc));
+        /* uv_spawn leaves the process handle initialised on failure. */
+        h->open_handles = 4;
+        h->pipes_closed = true;
+        uv_close((uv_handle_t *)&h->proc, on_host_handle_closed);
+        uv_close((uv_handle_t *)&h->out, on_host_handle_closed);
+        uv_close((uv_handle_t *)&h->err, on_host_handle_closed);
+        uv_close((uv_handle_t *)&h->timer, on_host_handle_closed);
+        return rc;
+    }
+    h->open_handles = 4;
+    h->pid = (int32_t)h->proc.pid;
+    h->pidfd = (int)syscall(SYS_pidfd_open, h->proc.pid, 0);
+    if (h->pidfd < 0)
+        plat_log_debug("spawner", "pidfd_open failed (%s): signalling by pid id=%s pid=%d",
+                       strerror(errno), h->id, (int)h->pid);
+    uv_read_start((uv_stream_t *)&h->out, on_alloc, on_read);
+    uv_read_start((uv_stream_t *)&h->err, on_alloc, on_read);
+    h->next = s->live;
+    s->live = h;
+    s->n_live++;
+    hb_hostlog_note(h->log, "host started: pid %d, %s/%s, mode %s", (int)h->pid, language,
+                    version, mode);
+    plat_log_notice("spawner", "host spawned id=%s pid=%d language=%s version=%s mode=%s path=%s",
+                    h->id, (int)h->pid, language, version, mode, path);
+    *pid = h->pid;
+    return 0;
+}
+
+int hb_spawner_delete(hb_spawner_t *s, const char *host_id, int32_t pid)
+{
+    host_t *h = find_live(s, host_id);
+    if (!h || (pid && pid != h->pid))
+        return -ENOENT;
+    if (h->stopping)
+        return 0;
+    h->stopping = true;
+    int64_t grace = s->cfg->hosts.grace_ms;
+    int rc = send_signal(h, grace > 0 ? SIGTERM : SIGKILL);
+    plat_log_info("spawner", "stopping host: %s sent id=%s pid=%d grace_ms=%lld",
+                  grace > 0 ? "SIGTERM" : "SIGKILL", h->id, (int)h->pid, (long long)grace);
+    if (rc < 0 && rc != -ESRCH)
+        plat_log_err("spawner", "signal failed: %s id=%s pid=%d", strerror(-rc), h->id,
+                     (int)h->pid);
+    if (grace > 0)
+        uv_timer_start(&h->timer, on_grace_over, (uint64_t)grace, 0);
+    return 0;
+}
+
+size_t hb_spawner_count(const hb_spawner_t *s) { return s->n_live; }
+
+void hb_spawner_foreach(hb_spawner_t *s, void (*fn)(const hb_host_info_t *h, void *arg),
+                        void *arg)
+{
+    for (host_t *h = s->live; h; h = h->next) {
+        hb_host_info_t info = {h->id, h->pid, h->language, h->version, h->mode, h->stopping};
+        fn(&info, arg);
+    }
+}
+
+void hb_spawner_stop_all(hb_spawner_t *s, void (*done)(void *arg), void *arg)
+{
+    if (s->n_live == 0) {
+        done(arg);
+        return;
+    }
+    s->done = done;
+    s->done_arg = arg;
+    plat_log_notice("spawner", "stopping %zu hosts", s->n_live);
+    for (host_t *h = s->live; h; h = h->next)
+        hb_spawner_delete(s, h->id, 0);
+}
+
+/* The signal handle lives inside the spawner: free both on its close. */
+static void free_spawner(uv_handle_t *h) { free(h->data); }
+
+void hb_spawner_destroy(hb_spawner_t **sp)
+{
+    if (!sp || !*sp)
+        return;
+    hb_spawner_t *s = *sp;
+    *sp = NULL;
+    if (s->n_live)
+        plat_log_err("spawner", "destroyed with %zu hosts still running", s->n_live);
+    uv_close((uv_handle_t *)&s->sigchld, free_spawner);
+}

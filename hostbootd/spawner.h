@@ -1,0 +1,71 @@
+/* hostbootd's plugin hosts: spawn (uv_spawn through the exec wrapper that
+ * applies rlimits and PR_SET_NO_NEW_PRIVS), capture output into per-host
+ * logs, signal through pidfds, reap (libuv for our children, a sweep for
+ * orphans adopted as subreaper), and report every exit. Loop thread only. */
+#ifndef HOSTBOOTD_SPAWNER_H
+#define HOSTBOOTD_SPAWNER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "hbconfig.h"
+#include "plat/id.h"
+
+typedef struct hb_spawner hb_spawner_t;
+
+typedef struct {
+    const char *host_id;
+    int32_t pid;
+    const char *language, *version, *mode;
+    int64_t exit_status; /* when term_signal == 0 */
+    int term_signal;
+    uint64_t ran_ms;
+    uint64_t log_bytes;
+} hb_exit_t;
+
+typedef void (*hb_exit_cb)(const hb_exit_t *x, void *arg);
+
+typedef struct {
+    const char *host_id;
+    int32_t pid;
+    const char *language, *version, *mode;
+    bool stopping;
+} hb_host_info_t;
+
+/* `hostboot_id` and `platform_endpoint` are passed to every host. */
+hb_spawner_t *hb_spawner_new(uv_loop_t *loop, const hb_config_t *cfg, const char *hostboot_id,
+                             const char *platform_endpoint, hb_exit_cb on_exit, void *arg);
+
+/* Spawn a host. Returns 0 and *pid, or a negative errno with why[] set:
+ *   -ENOENT   no runtime configured for (language, version)
+ *   -ENOEXEC  the runtime's binary is missing or not executable
+ *   -EINVAL   bad host id or mode
+ *   -EEXIST   a host with this id is running
+ *   other     spawn failures (-EAGAIN, -ENOMEM, -EMFILE...): may succeed on retry */
+int hb_spawner_start(hb_spawner_t *s, const char *host_id, const char *language,
+                     const char *version, const char *mode, int32_t *pid, char *why,
+                     size_t why_size);
+
+/* SIGTERM now, SIGKILL after hosts.grace_ms. `pid` 0 = any. 0 or -ENOENT
+ * (no such host, or the pid does not match). The exit is reported later. */
+int hb_spawner_delete(hb_spawner_t *s, const char *host_id, int32_t pid);
+
+size_t hb_spawner_count(const hb_spawner_t *s);
+void hb_spawner_foreach(hb_spawner_t *s, void (*fn)(const hb_host_info_t *h, void *arg),
+                        void *arg);
+
+/* Terminate every host (SIGTERM, grace, SIGKILL) and call `done` once all
+ * are reaped (at once when there are none). */
+void hb_spawner_stop_all(hb_spawner_t *s, void (*done)(void *arg), void *arg);
+
+/* Free; every host must have exited (after stop_all's done). The loop must
+ * run afterwards for close callbacks. NULL-safe. */
+void hb_spawner_destroy(hb_spawner_t **s);
+
+/* The exec wrapper: `hostbootd --exec-host AS NOFILE NPROC CPU -- PATH ARGS...`
+ * applies the limits (0 = inherit), PR_SET_NO_NEW_PRIVS, closes every fd
+ * above 2 and execs PATH. Returns only on failure (exit code 127). */
+int hb_exec_host_main(int argc, char **argv);
+
+#endif
