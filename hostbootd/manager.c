@@ -123,6 +123,13 @@ static void send_heartbeat(hb_manager_t *m)
 
 static void on_heartbeat(uv_timer_t *t) { send_heartbeat(t->data); }
 
+/* The link's operator-facing events, logged as ours. */
+static void on_link_log(plat_log_level_t level, const char *line, void *arg)
+{
+    (void)arg;
+    plat_log(level, "link", "%s", line);
+}
+
 static void on_link_state(plat_link_state_t state, const char *platform_boot_id, void *arg)
 {
     hb_manager_t *m = arg;
@@ -199,6 +206,7 @@ int hb_manager_start(hb_manager_t *m, uv_loop_t *loop, const hb_config_t *cfg)
         .retry_max_ms = (uint32_t)cfg->reg.retry_max_ms,
         .build_registration = build_registration,
         .on_state = on_link_state,
+        .on_log = on_link_log,
         .on_message = on_message,
         .arg = m,
     };

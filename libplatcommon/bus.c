@@ -55,7 +55,7 @@ static void drop(plat_bus_t *bus, plat_bus_drop_t reason, const char *peer,
         return;
     }
     const Plat__Header *h = msg ? msg->header : NULL;
-    plat_log_warn("bus", "dropped message: %s (%s) peer=%s source=%s destination=%s seq=%llu",
+    plat_log_debug("bus", "dropped message: %s (%s) peer=%s source=%s destination=%s seq=%llu",
                   plat_bus_drop_name(reason), why ? why : "", peer && *peer ? peer : "-",
                   h && h->source ? h->source->id : "-",
                   h && h->destination ? h->destination->id : "-",

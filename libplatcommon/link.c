@@ -3,6 +3,8 @@
 #include "plat/link.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +16,7 @@ struct plat_link {
     uv_loop_t *loop;
     plat_link_opts_t opts;
     char identity[PLAT_ID_MAX + 1];
+    char platform_address[256];
     char platform_boot_id[PLAT_UUID_LEN + 1];
     plat_bus_t *bus;
     plat_link_state_t state;
@@ -28,6 +31,22 @@ struct plat_link {
     uint64_t last_rx_ms;
     unsigned attempts;
 };
+
+/* Library code does not log above debug: events an operator should see
+ * are handed to the owner (opts.on_log), which logs them as its own. */
+__attribute__((format(printf, 3, 4))) static void say(plat_link_t *l, plat_log_level_t level,
+                                                      const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (l->opts.on_log)
+        l->opts.on_log(level, line, l->opts.arg);
+    else
+        plat_log_debug("link", "%s", line);
+}
 
 static const char *const g_state_names[] = {
     [PLAT_LINK_REGISTERING] = "registering",
@@ -80,16 +99,16 @@ static void on_register_reply(int status, const Plat__PlatformMessage *reply, vo
             : NULL;
     if (!ack || !plat_uuid_valid(ack->boot_id)) {
         if (status == -ETIMEDOUT)
-            plat_log_warn("link", "registration not answered within %u ms, retrying in %u ms "
+            say(l, PLAT_LOG_WARNING, "registration not answered within %u ms, retrying in %u ms "
                                   "id=%s platform=%s attempt=%u",
                           l->opts.register_timeout_ms, l->backoff_ms, l->identity,
                           l->opts.platform_address, l->attempts);
         else if (status == 0 && reply->header->error)
-            plat_log_warn("link", "registration refused: %s (%d) %s, retrying in %u ms id=%s",
+            say(l, PLAT_LOG_WARNING, "registration refused: %s (%d) %s, retrying in %u ms id=%s",
                           reply->header->error->message, reply->header->error->code,
                           reply->header->error->detail, l->backoff_ms, l->identity);
         else
-            plat_log_warn("link", "registration answered without a valid register_ack "
+            say(l, PLAT_LOG_WARNING, "registration answered without a valid register_ack "
                                   "(status %d), retrying in %u ms id=%s",
                           status, l->backoff_ms, l->identity);
         schedule_retry(l);
@@ -103,7 +122,7 @@ static void on_register_reply(int status, const Plat__PlatformMessage *reply, vo
         l->miss = ack->heartbeat_miss;
     l->backoff_ms = l->opts.retry_initial_ms;
     l->attempts = 0;
-    plat_log_notice("link", "registered with the platform%s id=%s platform_boot_id=%s "
+    say(l, PLAT_LOG_NOTICE, "registered with the platform%s id=%s platform_boot_id=%s "
                             "heartbeat_interval_ms=%u heartbeat_miss=%u",
                     restarted ? " (new platform boot)" : "", l->identity, l->platform_boot_id,
                     l->interval_ms, l->miss);
@@ -117,7 +136,7 @@ static void attempt(plat_link_t *l)
         return;
     Plat__PlatformMessage *m = l->opts.build_registration(l->opts.arg);
     if (!m) {
-        plat_log_err("link", "cannot build the registration message id=%s", l->identity);
+        say(l, PLAT_LOG_ERR, "cannot build the registration message id=%s", l->identity);
         schedule_retry(l);
         return;
     }
@@ -126,7 +145,7 @@ static void attempt(plat_link_t *l)
                                   on_register_reply, l);
     plat_envelope_free(&m);
     if (rc < 0) {
-        plat_log_warn("link", "registration not sent: %s, retrying in %u ms id=%s",
+        say(l, PLAT_LOG_WARNING, "registration not sent: %s, retrying in %u ms id=%s",
                       strerror((int)-rc), l->backoff_ms, l->identity);
         schedule_retry(l);
         return;
@@ -153,7 +172,7 @@ static void on_watchdog(uv_timer_t *t)
     uint64_t silent = plat_mono_ms() - l->last_rx_ms;
     uint64_t limit = (uint64_t)l->interval_ms * l->miss;
     if (silent > limit) {
-        plat_log_warn("link", "platform silent for %llu ms (limit %llu), re-registering id=%s "
+        say(l, PLAT_LOG_WARNING, "platform silent for %llu ms (limit %llu), re-registering id=%s "
                               "platform_boot_id=%s",
                       (unsigned long long)silent, (unsigned long long)limit, l->identity,
                       l->platform_boot_id);
@@ -178,12 +197,12 @@ static void answer_ping(plat_link_t *l, const plat_bus_rx_t *rx)
     if (pong) {
         int rc = plat_bus_reply(l->bus, rx->msg, pong);
         if (rc < 0)
-            plat_log_warn("link", "pong not sent: %s id=%s", strerror(-rc), l->identity);
+            say(l, PLAT_LOG_WARNING, "pong not sent: %s id=%s", strerror(-rc), l->identity);
         plat_envelope_free(&pong);
     }
     if (l->state == PLAT_LINK_REGISTERED && ping->boot_id[0] &&
         strcmp(ping->boot_id, l->platform_boot_id) != 0) {
-        plat_log_notice("link", "platform restarted (boot id %s, was %s), re-registering id=%s",
+        say(l, PLAT_LOG_NOTICE, "platform restarted (boot id %s, was %s), re-registering id=%s",
                         ping->boot_id, l->platform_boot_id, l->identity);
         reregister(l, PLAT_LINK_REGISTERING);
     }
@@ -214,7 +233,7 @@ static void on_drop(plat_bus_t *bus, plat_bus_drop_t reason, const char *peer,
     }
     /* A late register_ack after a timed-out attempt is expected when the
      * platform was slow; anything else is worth a warning. */
-    plat_log(reason == PLAT_BUS_DROP_LATE_REPLY ? PLAT_LOG_INFO : PLAT_LOG_WARNING, "link",
+    say(l, reason == PLAT_BUS_DROP_LATE_REPLY ? PLAT_LOG_INFO : PLAT_LOG_WARNING,
              "dropped message from the platform: %s (%s) id=%s seq=%llu", plat_bus_drop_name(reason),
              why, l->identity, msg ? (unsigned long long)msg->header->seq_no : 0ULL);
 }
@@ -263,14 +282,15 @@ plat_link_t *plat_link_new(uv_loop_t *loop, const plat_link_opts_t *opts)
         errno = e;
         return NULL;
     }
-    l->opts.platform_address = NULL; /* not owned; only for logs below */
+    snprintf(l->platform_address, sizeof l->platform_address, "%s", opts->platform_address);
+    l->opts.platform_address = l->platform_address;
     uv_timer_init(loop, &l->retry);
     uv_timer_init(loop, &l->watchdog);
     l->retry.data = l->watchdog.data = l;
     l->open_timers = 2;
     l->last_rx_ms = plat_mono_ms();
     start_watchdog(l);
-    plat_log_info("link", "registering with the platform id=%s address=%s", l->identity,
+    say(l, PLAT_LOG_INFO, "registering with the platform id=%s address=%s", l->identity,
                   opts->platform_address);
     attempt(l);
     return l;

@@ -26,6 +26,13 @@ static void on_platform_lost_too_long(uv_timer_t *t)
     ph_host_stop(h);
 }
 
+/* The link's operator-facing events, logged as ours. */
+static void on_link_log(plat_log_level_t level, const char *line, void *arg)
+{
+    (void)arg;
+    plat_log(level, "link", "%s", line);
+}
+
 static void on_link_state(plat_link_state_t state, const char *platform_boot_id, void *arg)
 {
     ph_host_t *h = arg;
@@ -89,6 +96,7 @@ int ph_host_start(ph_host_t *h, uv_loop_t *loop, const ph_host_opts_t *opts)
         .build_registration = build_registration,
         .pong_state = pong_state,
         .on_state = on_link_state,
+        .on_log = on_link_log,
         .on_message = on_message,
         .arg = h,
     };

@@ -155,7 +155,10 @@ static void on_reply(int status, const Plat__PlatformMessage *reply, void *arg)
     }
 }
 
-static void on_tick(uv_timer_t *t) { (void)t; }
+static void on_tick(uv_timer_t *t)
+{
+    (void)t;
+}
 
 static plat_bus_t *side_new(fx_t *f, side_t *s, plat_endpoint_role_t role, const char *id)
 {
@@ -246,7 +249,10 @@ static int setup(void **state)
     return 0;
 }
 
-static void on_tick_closed(uv_handle_t *h) { (void)h; }
+static void on_tick_closed(uv_handle_t *h)
+{
+    (void)h;
+}
 
 static int teardown(void **state)
 {
@@ -356,8 +362,11 @@ static void test_new_errors(void **state)
     side_t s = {0};
     errno = 0;
     /* invalid own identity */
-    plat_bus_opts_t o = {.role = PLAT_ENDPOINT_DEALER, .identity = "bogus", .address = f->addr,
-                         .on_message = on_message, .arg = &s};
+    plat_bus_opts_t o = {.role = PLAT_ENDPOINT_DEALER,
+                         .identity = "bogus",
+                         .address = f->addr,
+                         .on_message = on_message,
+                         .arg = &s};
     assert_null(plat_bus_new(&f->loop, &o));
     assert_int_not_equal(errno, 0);
     /* a second ROUTER on the same address */
@@ -650,8 +659,11 @@ static void test_drop_without_callback(void **state)
     plat_bus_destroy(&f->dealer.bus);
     plat_bus_destroy(&f->router.bus);
     side_t *r = &f->router;
-    plat_bus_opts_t o = {.role = PLAT_ENDPOINT_ROUTER, .identity = PLAT_PLATFORM_ID,
-                         .address = f->addr, .boot_id = r->boot, .on_message = on_message,
+    plat_bus_opts_t o = {.role = PLAT_ENDPOINT_ROUTER,
+                         .identity = PLAT_PLATFORM_ID,
+                         .address = f->addr,
+                         .boot_id = r->boot,
+                         .on_message = on_message,
                          .arg = r};
     /* the old ROUTER's socket is gone: rebinding may need a few tries */
     uint64_t end = plat_mono_ms() + DEADLINE_MS;
@@ -833,8 +845,12 @@ static void test_destroy_inside_callback(void **state)
     fx_t *f = *state;
     side_t *d = &f->dealer;
     plat_bus_destroy(&d->bus);
-    plat_bus_opts_t o = {.role = PLAT_ENDPOINT_DEALER, .identity = d->id, .address = f->addr,
-                         .boot_id = d->boot, .on_message = on_message_destroy, .arg = d};
+    plat_bus_opts_t o = {.role = PLAT_ENDPOINT_DEALER,
+                         .identity = d->id,
+                         .address = f->addr,
+                         .boot_id = d->boot,
+                         .on_message = on_message_destroy,
+                         .arg = d};
     d->bus = plat_bus_new(&f->loop, &o);
     assert_non_null(d->bus);
     destroy_target = &d->bus;

@@ -27,8 +27,8 @@ static void set_str(char **field, const char *v)
     assert_non_null(*field);
 }
 
-static void fill_header(Plat__PlatformMessage *m, const char *src, const char *dst,
-                        uint64_t seq, Plat__MessageKind kind)
+static void fill_header(Plat__PlatformMessage *m, const char *src, const char *dst, uint64_t seq,
+                        Plat__MessageKind kind)
 {
     set_str(&m->header->source->id, src);
     set_str(&m->header->destination->id, dst);
@@ -168,8 +168,9 @@ static void test_validate_header(void **state)
     plat_envelope_free(&m);
 
     /* bad ids */
-    static const char *bad[] = {"", "bogus", "hostboot-", "hostboot-A",
-                                "host-0F8FAD5B-D9CB-469F-A165-70867728950E", "Platform"};
+    static const char *bad[] = {
+        "",        "bogus", "hostboot-", "hostboot-A", "host-0F8FAD5B-D9CB-469F-A165-70867728950E",
+        "Platform"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         m = valid_msg();
         set_str(&m->header->source->id, bad[i]);
@@ -228,8 +229,8 @@ static void test_validate_channel(void **state)
 
     /* channel set, body NOT_SET: every channel */
     static const Plat__PlatformMessage__ChannelCase chans[] = {
-        PLAT__PLATFORM_MESSAGE__CHANNEL_CONTROL, PLAT__PLATFORM_MESSAGE__CHANNEL_PLUGIN,
-        PLAT__PLATFORM_MESSAGE__CHANNEL_RESOURCE, PLAT__PLATFORM_MESSAGE__CHANNEL_ABILITY,
+        PLAT__PLATFORM_MESSAGE__CHANNEL_CONTROL,   PLAT__PLATFORM_MESSAGE__CHANNEL_PLUGIN,
+        PLAT__PLATFORM_MESSAGE__CHANNEL_RESOURCE,  PLAT__PLATFORM_MESSAGE__CHANNEL_ABILITY,
         PLAT__PLATFORM_MESSAGE__CHANNEL_HOST_BOOT,
     };
     for (size_t i = 0; i < sizeof chans / sizeof chans[0]; i++) {
@@ -448,8 +449,7 @@ static void test_channel_name(void **state)
     assert_string_equal(plat_channel_name(PLAT__PLATFORM_MESSAGE__CHANNEL_PLUGIN), "plugin");
     assert_string_equal(plat_channel_name(PLAT__PLATFORM_MESSAGE__CHANNEL_RESOURCE), "resource");
     assert_string_equal(plat_channel_name(PLAT__PLATFORM_MESSAGE__CHANNEL_ABILITY), "ability");
-    assert_string_equal(plat_channel_name(PLAT__PLATFORM_MESSAGE__CHANNEL_HOST_BOOT),
-                        "host_boot");
+    assert_string_equal(plat_channel_name(PLAT__PLATFORM_MESSAGE__CHANNEL_HOST_BOOT), "host_boot");
     assert_string_equal(plat_channel_name(PLAT__PLATFORM_MESSAGE__CHANNEL__NOT_SET), "none");
 }
 

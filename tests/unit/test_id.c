@@ -127,8 +127,8 @@ static void test_uuid_new(void **state)
         assert_int_equal(plat_uuid_new(ids[i]), 0);
         assert_int_equal(strlen(ids[i]), PLAT_UUID_LEN);
         assert_true(plat_uuid_valid(ids[i]));
-        assert_int_equal(ids[i][14], '4');                /* version 4 */
-        assert_non_null(strchr("89ab", ids[i][19]));      /* RFC 4122 variant */
+        assert_int_equal(ids[i][14], '4');           /* version 4 */
+        assert_non_null(strchr("89ab", ids[i][19])); /* RFC 4122 variant */
         char host[64];
         snprintf(host, sizeof host, "host-%s", ids[i]);
         assert_int_equal(plat_id_kind(host), PLAT_ID_HOST);

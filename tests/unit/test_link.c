@@ -33,9 +33,9 @@
 #define RETRY_MAX_MS 400
 
 typedef enum {
-    ANSWER_ACK = 0,  /* register_ack */
-    ANSWER_NONE,     /* leave registrations unanswered */
-    ANSWER_ERROR,    /* refuse with an error reply */
+    ANSWER_ACK = 0, /* register_ack */
+    ANSWER_NONE,    /* leave registrations unanswered */
+    ANSWER_ERROR,   /* refuse with an error reply */
 } answer_t;
 
 typedef struct {
@@ -47,7 +47,7 @@ typedef struct {
 
 typedef struct {
     uv_loop_t loop;
-    uv_timer_t tick;  /* bounds every UV_RUN_ONCE */
+    uv_timer_t tick; /* bounds every UV_RUN_ONCE */
     uv_timer_t pinger;
     bool pinger_open;
     char addr[64];
@@ -61,7 +61,7 @@ typedef struct {
     uint32_t ack_interval_ms, ack_miss;
     int n_reg;
     int reg_bad; /* registrations that did not look right */
-    int n_other;  /* other messages at the platform */
+    int n_other; /* other messages at the platform */
     /* pings from the platform */
     int pings_sent, pongs, ping_fail;
     Plat__HostState last_pong;
@@ -187,7 +187,10 @@ static void on_state(plat_link_state_t state, const char *platform_boot_id, void
     r->at_ms = plat_mono_ms();
 }
 
-static Plat__HostState pong_state(void *arg) { return ((fx_t *)arg)->pong_state; }
+static Plat__HostState pong_state(void *arg)
+{
+    return ((fx_t *)arg)->pong_state;
+}
 
 static void link_on_message(plat_bus_t *bus, const plat_bus_rx_t *rx, void *arg)
 {
@@ -218,7 +221,10 @@ static plat_link_t *link_new(fx_t *f)
 
 /* ---- fixture ---- */
 
-static void on_tick(uv_timer_t *t) { (void)t; }
+static void on_tick(uv_timer_t *t)
+{
+    (void)t;
+}
 
 static int setup(void **state)
 {
@@ -240,7 +246,10 @@ static int setup(void **state)
     return 0;
 }
 
-static void on_closed(uv_handle_t *h) { (void)h; }
+static void on_closed(uv_handle_t *h)
+{
+    (void)h;
+}
 
 static int teardown(void **state)
 {
@@ -276,11 +285,20 @@ static bool cond_state(fx_t *f, const void *arg)
     return f->link && plat_link_state(f->link) == *(const plat_link_state_t *)arg;
 }
 
-static bool cond_regs(fx_t *f, const void *arg) { return f->n_reg >= *(const int *)arg; }
+static bool cond_regs(fx_t *f, const void *arg)
+{
+    return f->n_reg >= *(const int *)arg;
+}
 
-static bool cond_pongs(fx_t *f, const void *arg) { return f->pongs >= *(const int *)arg; }
+static bool cond_pongs(fx_t *f, const void *arg)
+{
+    return f->pongs >= *(const int *)arg;
+}
 
-static bool cond_n_state(fx_t *f, const void *arg) { return f->n_state >= *(const int *)arg; }
+static bool cond_n_state(fx_t *f, const void *arg)
+{
+    return f->n_state >= *(const int *)arg;
+}
 
 static void wait_state(fx_t *f, plat_link_state_t s)
 {
@@ -295,7 +313,10 @@ static void wait_regs(fx_t *f, int n)
         fail_msg("only %d registrations, want %d", f->n_reg, n);
 }
 
-static bool cond_builds(fx_t *f, const void *arg) { return f->builds >= *(const int *)arg; }
+static bool cond_builds(fx_t *f, const void *arg)
+{
+    return f->builds >= *(const int *)arg;
+}
 
 static void wait_builds(fx_t *f, int n)
 {
@@ -402,7 +423,10 @@ static void test_ping_pong(void **state)
     assert_int_equal(f->n_state, 1);
 }
 
-static bool cond_time(fx_t *f, const void *arg) { return plat_mono_ms() >= *(const uint64_t *)arg; }
+static bool cond_time(fx_t *f, const void *arg)
+{
+    return plat_mono_ms() >= *(const uint64_t *)arg;
+}
 
 /* Pinged every interval, the link stays registered well past miss x interval. */
 static void test_pinged_stays_registered(void **state)
@@ -437,8 +461,7 @@ static void test_lost_then_backoff(void **state)
     assert_true(f->st[lost_i].boot_null);
     uint64_t silent = f->st[lost_i].at_ms - registered_at;
     if (silent < 100 || silent > 1000)
-        fail_msg("LOST after %llu ms of silence (interval 50, miss 3)",
-                 (unsigned long long)silent);
+        fail_msg("LOST after %llu ms of silence (interval 50, miss 3)", (unsigned long long)silent);
 
     /* re-registration attempts (timed where the link makes them), further
      * apart each time (backoff) */

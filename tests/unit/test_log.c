@@ -176,8 +176,8 @@ static void test_level_names(void **state)
         plat_log_level_t level;
         const char *name;
     } t[] = {
-        {PLAT_LOG_ERR, "err"},       {PLAT_LOG_WARNING, "warning"}, {PLAT_LOG_NOTICE, "notice"},
-        {PLAT_LOG_INFO, "info"},     {PLAT_LOG_DEBUG, "debug"},
+        {PLAT_LOG_ERR, "err"},   {PLAT_LOG_WARNING, "warning"}, {PLAT_LOG_NOTICE, "notice"},
+        {PLAT_LOG_INFO, "info"}, {PLAT_LOG_DEBUG, "debug"},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         assert_string_equal(plat_log_level_name(t[i].level), t[i].name);

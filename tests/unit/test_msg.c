@@ -68,8 +68,8 @@ static void assert_valid_after_ids(Plat__PlatformMessage *m)
 static void test_new_each_channel(void **state)
 {
     static const Plat__PlatformMessage__ChannelCase chans[] = {
-        PLAT__PLATFORM_MESSAGE__CHANNEL_CONTROL, PLAT__PLATFORM_MESSAGE__CHANNEL_PLUGIN,
-        PLAT__PLATFORM_MESSAGE__CHANNEL_RESOURCE, PLAT__PLATFORM_MESSAGE__CHANNEL_ABILITY,
+        PLAT__PLATFORM_MESSAGE__CHANNEL_CONTROL,   PLAT__PLATFORM_MESSAGE__CHANNEL_PLUGIN,
+        PLAT__PLATFORM_MESSAGE__CHANNEL_RESOURCE,  PLAT__PLATFORM_MESSAGE__CHANNEL_ABILITY,
         PLAT__PLATFORM_MESSAGE__CHANNEL_HOST_BOOT,
     };
     for (size_t i = 0; i < sizeof chans / sizeof chans[0]; i++) {

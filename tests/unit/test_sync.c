@@ -173,9 +173,8 @@ static void test_many_timeouts_count_down(void **state)
     rec_t r[N];
     memset(r, 0, sizeof r);
     for (int i = 0; i < N; i++)
-        assert_int_equal(plat_sync_add(f->s, PEER_B, (uint64_t)i + 1, 10 + (uint32_t)(i % 5) * 5,
-                                       cb, &r[i]),
-                         0);
+        assert_int_equal(
+            plat_sync_add(f->s, PEER_B, (uint64_t)i + 1, 10 + (uint32_t)(i % 5) * 5, cb, &r[i]), 0);
     assert_int_equal(plat_sync_pending(f->s), N);
     /* resolve a third of them */
     for (int i = 0; i < N; i += 3)

@@ -41,11 +41,11 @@ typedef struct {
     uv_timer_t sender;
     uv_timer_t watchdog;
     bool sender_open, watchdog_open;
-    uint32_t sent;      /* DEALER -> ROUTER */
-    uint32_t received;  /* at the ROUTER, in order */
-    uint32_t echoed;    /* ROUTER -> DEALER */
-    uint32_t back;      /* at the DEALER, in order */
-    bool echo;          /* ROUTER echoes every message back */
+    uint32_t sent;     /* DEALER -> ROUTER */
+    uint32_t received; /* at the ROUTER, in order */
+    uint32_t echoed;   /* ROUTER -> DEALER */
+    uint32_t back;     /* at the DEALER, in order */
+    bool echo;         /* ROUTER echoes every message back */
     int order_errors;
     int send_errors;
     uint32_t close_after; /* close rw inside read_cb after this many (0 = never) */
@@ -73,7 +73,10 @@ static int setup(void **state)
     return 0;
 }
 
-static void on_closed_noop(uv_handle_t *h) { (void)h; }
+static void on_closed_noop(uv_handle_t *h)
+{
+    (void)h;
+}
 
 static int teardown(void **state)
 {
@@ -197,7 +200,10 @@ static void on_send_tick(uv_timer_t *t)
     }
 }
 
-static void on_watchdog(uv_timer_t *t) { (void)t; }
+static void on_watchdog(uv_timer_t *t)
+{
+    (void)t;
+}
 
 static void start_timers(fx_t *f)
 {
@@ -232,9 +238,15 @@ static void one_way(fx_t *f, unsigned budget)
     assert_not_stranded(f);
 }
 
-static void test_bursts_in_order(void **state) { one_way(*state, 0); }
+static void test_bursts_in_order(void **state)
+{
+    one_way(*state, 0);
+}
 
-static void test_budget_one(void **state) { one_way(*state, 1); }
+static void test_budget_one(void **state)
+{
+    one_way(*state, 1);
+}
 
 /* Messages already queued before the loop first runs: with budget 1 only
  * the idle path (not fd edges) can drain them. */
@@ -284,7 +296,10 @@ static void test_echo_with_kick(void **state)
 
 /* Closing inside read_cb: no further callbacks, and uv_run(DEFAULT) returns
  * by itself because no handle is left. */
-static void on_stuck(uv_timer_t *t) { fail_msg("uv_run did not return after plat_uvzmq_close"); }
+static void on_stuck(uv_timer_t *t)
+{
+    fail_msg("uv_run did not return after plat_uvzmq_close");
+}
 
 static void test_close_in_callback_then_run_returns(void **state)
 {

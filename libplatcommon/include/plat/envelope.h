@@ -10,9 +10,9 @@
 #define PLAT_MAX_MSG_SIZE_DEFAULT (4u * 1024u * 1024u)
 
 /* Validate a message (decoded or built): header present; source and
- * destination present with ids that plat_id_kind() accepts; exactly one
- * channel set, with its body set — except that a REPLY carrying
- * header.error may have no channel. Returns 0 or -EPROTO with *why set to a
+ * destination present with ids that plat_id_kind() accepts; a known kind;
+ * a REQUEST or REPLY has seq_no > 0; exactly one channel set, with its body
+ * set — except that a REPLY carrying header.error may have no channel. Returns 0 or -EPROTO with *why set to a
  * static string naming what is wrong ("header missing", "source id
  * invalid", "no channel set", ...). `why` may be NULL. */
 int plat_envelope_validate(const Plat__PlatformMessage *m, const char **why);
@@ -20,7 +20,7 @@ int plat_envelope_validate(const Plat__PlatformMessage *m, const char **why);
 /* Decode and validate `len` bytes. Returns 0 and *out (owned by the caller,
  * free with plat_envelope_free) or:
  *   -EMSGSIZE  len > max_size (max_size 0 = PLAT_MAX_MSG_SIZE_DEFAULT)
- *   -EBADMSG   not a PlatformMessage (truncated, garbage)
+ *   -EBADMSG   not a PlatformMessage (truncated, garbage, or zero bytes)
  *   -EPROTO    decodes but fails plat_envelope_validate
  *   -ENOMEM
  * *out is NULL on failure; *why (may be NULL) names the reason. */

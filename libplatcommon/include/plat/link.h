@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "bus.h"
+#include "log.h"
 
 typedef struct plat_link plat_link_t;
 
@@ -40,6 +41,10 @@ typedef struct {
     /* Every message but Ping. Optional. */
     plat_bus_message_cb on_message;
     plat_bus_drop_cb on_drop;      /* optional */
+    /* Events an operator should see (registered, registration failed and
+     * when it is retried, platform silent or restarted), as one formatted
+     * line with the ids; the owner logs it. NULL: logged at debug. */
+    void (*on_log)(plat_log_level_t level, const char *line, void *arg);
     void *arg;
 } plat_link_opts_t;
 

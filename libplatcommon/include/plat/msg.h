@@ -1,8 +1,10 @@
 /* Builders for PlatformMessage: one place per channel body, so call sites
  * never fill protobuf-c structs by hand. Every builder returns a message
  * whose every part is malloc'd (free it with plat_envelope_free), with the
- * header allocated (source/destination endpoints allocated, ids empty) and
- * left for the bus to fill. NULL on allocation failure. */
+ * header allocated (source/destination endpoints allocated) and left for
+ * the bus to fill. String fields not given a value — the header ids among
+ * them — hold protobuf-c's static empty default (protobuf_c_empty_string),
+ * which must be replaced, never freed. NULL on allocation failure. */
 #ifndef PLAT_MSG_H
 #define PLAT_MSG_H
 
