@@ -120,6 +120,9 @@ static json_t *host_json(const pd_endpoint_t *ep, uint64_t now)
         "version", ep->runtime_version, "mode", ep->mode, "dev", (int)ep->dev, "build_version",
         ep->version, "instances", json_array(), "uptime_ms",
         (json_int_t)(ended ? age(ep->ended_ms, ep->started_ms) : age(now, ep->started_ms)));
+    if (ep->ready_ms && ep->ready_ms >= ep->started_ms && !ep->dev)
+        json_object_set_new(o, "startup_ms",
+                            json_integer((json_int_t)(ep->ready_ms - ep->started_ms)));
     if (on_bus)
         json_object_set_new(o, "last_heartbeat_age_ms",
                             json_integer((json_int_t)age(now, ep->last_seen_ms)));

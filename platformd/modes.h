@@ -90,10 +90,9 @@ typedef struct {
     size_t cap;                         /* allocated slots */
 } pd_idlist_t;
 
-#define PD_IDLIST_INIT                                                                             \
-    {                                                                                              \
-        NULL, 0, 0                                                                                 \
-    }
+/* clang-format off */
+#define PD_IDLIST_INIT {NULL, 0, 0}
+/* clang-format on */
 
 /* Free the ids and zero the list. Accepts NULL. */
 void pd_idlist_clear(pd_idlist_t *l);
