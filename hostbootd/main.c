@@ -1,5 +1,6 @@
 /* hostbootd: the host manager. */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,8 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "--exec-host") == 0)
         return hb_exec_host_main(argc, argv);
     plat_log_init("hostbootd");
+    /* A closed log pipe or peer must be an error return, not a death. */
+    signal(SIGPIPE, SIG_IGN);
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"log-level", required_argument, NULL, 'l'},

@@ -374,3 +374,179 @@ int plat_msg_set_error(Plat__PlatformMessage *m, int code, const char *message,
     m->header->error = e;
     return 0;
 }
+
+/* ---- Plugin channel ---------------------------------------------------- */
+
+static Plat__PluginMessage *plugin_body(Plat__PlatformMessage **m)
+{
+    *m = plat_msg_new(PLAT__PLATFORM_MESSAGE__CHANNEL_PLUGIN);
+    return *m ? (*m)->plugin : NULL;
+}
+
+/* A malloc'd copy of `len` bytes into a bytes field (NULL/0 stays empty).
+ * 0 or -ENOMEM. */
+static int set_bytes(ProtobufCBinaryData *bd, const uint8_t *data, size_t len)
+{
+    bd->data = NULL;
+    bd->len = 0;
+    if (!data || !len)
+        return 0;
+    bd->data = malloc(len);
+    if (!bd->data)
+        return -ENOMEM;
+    memcpy(bd->data, data, len);
+    bd->len = len;
+    return 0;
+}
+
+/* Append a header {name, value} to a repeated HttpHeader field. */
+static int add_header(Plat__HttpHeader ***headers, size_t *n, const char *name, const char *value)
+{
+    Plat__HttpHeader **hs = realloc(*headers, (*n + 1) * sizeof *hs);
+    if (!hs)
+        return -ENOMEM;
+    *headers = hs;
+    Plat__HttpHeader *h = NEW(Plat__HttpHeader, plat__http_header__init);
+    if (!h)
+        return -ENOMEM;
+    if (!(h->name = plat_msg_strdup(name)) || !(h->value = plat_msg_strdup(value))) {
+        protobuf_c_message_free_unpacked(&h->base, NULL);
+        return -ENOMEM;
+    }
+    hs[(*n)++] = h;
+    return 0;
+}
+
+static Plat__ErrorMessage *new_error(int code, const char *message, const char *detail)
+{
+    Plat__ErrorMessage *e = NEW(Plat__ErrorMessage, plat__error_message__init);
+    if (!e)
+        return NULL;
+    e->code = code;
+    if (!(e->message = plat_msg_strdup(message)) || !(e->detail = plat_msg_strdup(detail))) {
+        protobuf_c_message_free_unpacked(&e->base, NULL);
+        return NULL;
+    }
+    return e;
+}
+
+Plat__PlatformMessage *plat_msg_plugin_action(const char *instance, Plat__PluginAction action,
+                                              const char *plugin, const char *version,
+                                              const char *package_dir, const char *entry,
+                                              const char *config_json, const char *from_version,
+                                              const char *org, uint32_t timeout_ms)
+{
+    Plat__PlatformMessage *m;
+    Plat__PluginMessage *pm = plugin_body(&m);
+    if (!pm)
+        return NULL;
+    Plat__PluginActionRequest *r = NEW(Plat__PluginActionRequest, plat__plugin_action_request__init);
+    if (!r) {
+        plat_envelope_free(&m);
+        return NULL;
+    }
+    pm->body_case = PLAT__PLUGIN_MESSAGE__BODY_ACTION;
+    pm->action = r;
+    r->action = action;
+    r->timeout_ms = timeout_ms;
+    if (!(r->instance = plat_msg_strdup(instance)) || !(r->plugin = plat_msg_strdup(plugin)) ||
+        !(r->version = plat_msg_strdup(version)) ||
+        !(r->package_dir = plat_msg_strdup(package_dir)) || !(r->entry = plat_msg_strdup(entry)) ||
+        !(r->config_json = plat_msg_strdup(config_json)) ||
+        !(r->from_version = plat_msg_strdup(from_version)) || !(r->org = plat_msg_strdup(org))) {
+        plat_envelope_free(&m);
+        return NULL;
+    }
+    return m;
+}
+
+Plat__PlatformMessage *plat_msg_plugin_event(const char *instance, const char *method,
+                                             const char *path,
+                                             const Plat__HttpHeader *const *headers,
+                                             size_t n_headers, const uint8_t *body,
+                                             size_t body_len)
+{
+    Plat__PlatformMessage *m;
+    Plat__PluginMessage *pm = plugin_body(&m);
+    if (!pm)
+        return NULL;
+    Plat__PluginEvent *e = NEW(Plat__PluginEvent, plat__plugin_event__init);
+    if (!e) {
+        plat_envelope_free(&m);
+        return NULL;
+    }
+    pm->body_case = PLAT__PLUGIN_MESSAGE__BODY_EVENT;
+    pm->event = e;
+    if (!(e->instance = plat_msg_strdup(instance)) || !(e->method = plat_msg_strdup(method)) ||
+        !(e->path = plat_msg_strdup(path)) || set_bytes(&e->body, body, body_len) < 0) {
+        plat_envelope_free(&m);
+        return NULL;
+    }
+    for (size_t i = 0; headers && i < n_headers; i++) {
+        if (!headers[i])
+            continue;
+        if (add_header(&e->headers, &e->n_headers, headers[i]->name, headers[i]->value) < 0) {
+            plat_envelope_free(&m);
+            return NULL;
+        }
+    }
+    return m;
+}
+
+Plat__PlatformMessage *plat_msg_plugin_action_result(int code, const char *message,
+                                                     const char *detail)
+{
+    Plat__PlatformMessage *m;
+    Plat__PluginMessage *pm = plugin_body(&m);
+    if (!pm)
+        return NULL;
+    Plat__PluginActionResult *r = NEW(Plat__PluginActionResult, plat__plugin_action_result__init);
+    if (!r) {
+        plat_envelope_free(&m);
+        return NULL;
+    }
+    pm->body_case = PLAT__PLUGIN_MESSAGE__BODY_ACTION_RESULT;
+    pm->action_result = r;
+    if (code && !(r->error = new_error(code, message, detail))) {
+        plat_envelope_free(&m);
+        return NULL;
+    }
+    return m;
+}
+
+Plat__PlatformMessage *plat_msg_plugin_response(uint32_t status, const char *content_type,
+                                                const uint8_t *body, size_t len, int code,
+                                                const char *message)
+{
+    Plat__PlatformMessage *m;
+    Plat__PluginMessage *pm = plugin_body(&m);
+    if (!pm)
+        return NULL;
+    Plat__PluginEventResponse *r =
+        NEW(Plat__PluginEventResponse, plat__plugin_event_response__init);
+    if (!r) {
+        plat_envelope_free(&m);
+        return NULL;
+    }
+    pm->body_case = PLAT__PLUGIN_MESSAGE__BODY_RESPONSE;
+    pm->response = r;
+    r->status = status;
+    if (set_bytes(&r->body, body, len) < 0 ||
+        (content_type && content_type[0] &&
+         add_header(&r->headers, &r->n_headers, "Content-Type", content_type) < 0) ||
+        (code && !(r->error = new_error(code, message, NULL)))) {
+        plat_envelope_free(&m);
+        return NULL;
+    }
+    return m;
+}
+
+int plat_msg_plugin_response_add_header(Plat__PlatformMessage *m, const char *name,
+                                        const char *value)
+{
+    if (!m || m->channel_case != PLAT__PLATFORM_MESSAGE__CHANNEL_PLUGIN ||
+        m->plugin->body_case != PLAT__PLUGIN_MESSAGE__BODY_RESPONSE || !name)
+        return -EINVAL;
+    Plat__PluginEventResponse *r = m->plugin->response;
+    return add_header(&r->headers, &r->n_headers, name, value);
+}

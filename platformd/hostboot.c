@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lifecycle.h"
 #include "platformd.h"
 
 static void refuse(pd_t *pd, const Plat__PlatformMessage *m, const char *why)
@@ -43,6 +44,12 @@ static void on_register(pd_t *pd, const Plat__PlatformMessage *m)
                     was_known ? "re-registered" : "registered", ep->id, ep->version,
                     ep->n_runtimes, r->n_hosts, ep->boot_id);
     pd_send_register_ack(pd, m);
+    /* After a platform restart, instances that should run are brought back
+     * once there is a hostboot to run them on. */
+    if (!pd->reconciled && pd->lifecycle) {
+        pd->reconciled = true;
+        pd_lifecycle_reconcile(pd->lifecycle);
+    }
 }
 
 static void on_host_exited(pd_t *pd, const Plat__PlatformMessage *m, pd_endpoint_t *hb)

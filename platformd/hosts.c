@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lifecycle.h"
 #include "platformd.h"
 
 #define RETRY_INITIAL_MS 100
@@ -25,6 +26,9 @@ struct pd_start_op {
     unsigned tries;
     bool request_pending; /* the synchronizer holds a callback to us */
     bool done;            /* finished; freed when nothing refers to it */
+    bool reported;        /* cb called */
+    pd_host_ready_cb cb;  /* optional */
+    void *cb_arg;
     uv_timer_t timer;
 };
 
@@ -52,6 +56,15 @@ static void op_finish(pd_start_op_t *op)
     }
     if (!op->request_pending && !uv_is_closing((uv_handle_t *)&op->timer))
         uv_close((uv_handle_t *)&op->timer, on_op_timer_closed);
+}
+
+/* Tell the requester how the start ended, once: 0 ready, else why not. */
+static void op_report(pd_start_op_t *op, int status, const char *why)
+{
+    if (op->reported || !op->cb)
+        return;
+    op->reported = true;
+    op->cb(op->pd, op->host_id, status, why, op->cb_arg);
 }
 
 static pd_start_op_t *op_find(pd_t *pd, const char *host_id)
@@ -90,6 +103,7 @@ static void op_fail(pd_start_op_t *op, int code, const char *why)
                            "language=%s version=%s",
                   op->tries, why, code, op->host_id, op->hostboot, op->language, op->version);
     op_finish(op);
+    op_report(op, code, why);
 }
 
 /* ---- start ---------------------------------------------------------------------- */
@@ -174,6 +188,7 @@ static void on_start_reply(int status, const Plat__PlatformMessage *reply, void 
     if (ep && ep->host_state == PD_HOST_READY) {
         /* Its ready report overtook the response. */
         op_finish(op);
+        op_report(op, 0, NULL);
         return;
     }
     op->phase = OP_WAIT_READY;
@@ -253,8 +268,8 @@ static bool field_ok(const char *s)
 }
 
 int pd_hosts_start(pd_t *pd, const char *language, const char *version, const char *mode,
-                   const char *hostboot, char id_out[PLAT_ID_MAX + 1], char *why,
-                   size_t why_size)
+                   const char *hostboot, pd_host_ready_cb cb, void *cb_arg,
+                   char id_out[PLAT_ID_MAX + 1], char *why, size_t why_size)
 {
     id_out[0] = 0;
     if (!field_ok(language) || !field_ok(version)) {
@@ -292,6 +307,8 @@ int pd_hosts_start(pd_t *pd, const char *language, const char *version, const ch
         return -ENOMEM;
     }
     op->pd = pd;
+    op->cb = cb;
+    op->cb_arg = cb_arg;
     snprintf(op->host_id, sizeof op->host_id, "%s%s", PLAT_HOST_PREFIX, uuid);
     snprintf(op->hostboot, sizeof op->hostboot, "%s", p.best->id);
     snprintf(op->language, sizeof op->language, "%s", language);
@@ -324,20 +341,41 @@ void pd_hosts_on_ready(pd_t *pd, pd_endpoint_t *host)
                     host->id, (int)host->pid, host->hostboot,
                     (unsigned long long)(plat_mono_ms() - host->started_ms), op->tries);
     op_finish(op);
+    op_report(op, 0, NULL);
 }
 
 /* ---- delete and exits --------------------------------------------------------------- */
 
+typedef struct {
+    pd_t *pd;
+    char host_id[PLAT_ID_MAX + 1];
+} delete_req_t;
+
 static void on_delete_reply(int status, const Plat__PlatformMessage *reply, void *arg)
 {
-    char *host_id = arg;
-    (void)reply;
-    if (status == -ETIMEDOUT)
-        plat_log_warn("hosts", "hostboot did not answer a host delete in time id=%s", host_id);
-    else if (status == 0 && reply->header->error)
-        plat_log_warn("hosts", "host delete refused: %s id=%s", reply->header->error->message,
-                      host_id);
-    free(host_id);
+    delete_req_t *d = arg;
+    const Plat__ErrorMessage *err = NULL;
+    if (status == 0) {
+        err = reply->header->error;
+        if (!err && reply->channel_case == PLAT__PLATFORM_MESSAGE__CHANNEL_HOST_BOOT &&
+            reply->host_boot->body_case == PLAT__HOST_BOOT_MESSAGE__BODY_HOST_LIFE_CYCLE_RESPONSE)
+            err = reply->host_boot->host_life_cycle_response->error;
+    }
+    if (status == -ETIMEDOUT) {
+        plat_log_warn("hosts", "hostboot did not answer a host delete in time id=%s", d->host_id);
+    } else if (err && err->code) {
+        pd_endpoint_t *ep = d->pd->reg ? pd_registry_find(d->pd->reg, d->host_id) : NULL;
+        plat_log_warn("hosts", "host delete refused: %s: %s (%d) id=%s", err->message,
+                      err->detail, err->code, d->host_id);
+        /* The hostboot does not have it (it outlived a hostboot restart, or
+         * never got spawned): nothing will ever report its exit. */
+        if (err->code == -ENOENT && ep && ep->host_state == PD_HOST_STOPPING) {
+            pd_registry_host_failed(ep, -ENOENT, "its hostboot does not know it", plat_mono_ms());
+            if (d->pd->lifecycle)
+                pd_lifecycle_host_gone(d->pd->lifecycle, d->host_id, "unknown to its hostboot");
+        }
+    }
+    free(d);
 }
 
 int pd_hosts_delete(pd_t *pd, const char *host_id, char *why, size_t why_size)
@@ -356,10 +394,15 @@ int pd_hosts_delete(pd_t *pd, const char *host_id, char *why, size_t why_size)
         return -EALREADY;
     }
     pd_start_op_t *op = op_find(pd, host_id);
-    if (op)
-        op_finish(op); /* a start in progress is abandoned */
-    ep->host_state = PD_HOST_STOPPING;
-    char *arg = strdup(host_id);
+    if (op) { /* a start in progress is abandoned */
+        op_finish(op);
+        op_report(op, -ECANCELED, "host deleted while starting");
+    }
+    delete_req_t *arg = calloc(1, sizeof *arg);
+    if (arg) {
+        arg->pd = pd;
+        snprintf(arg->host_id, sizeof arg->host_id, "%s", host_id);
+    }
     Plat__PlatformMessage *m = arg ? plat_msg_host_lifecycle_request(
                                          PLAT__HOST_LIFE_CYCLE_REQUEST_MESSAGE__ACTION__DELETE,
                                          ep->id, ep->language, ep->runtime_version, ep->mode,
@@ -377,6 +420,7 @@ int pd_hosts_delete(pd_t *pd, const char *host_id, char *why, size_t why_size)
         snprintf(why, why_size, "hostboot %s unreachable", ep->hostboot);
         return (int)rc;
     }
+    ep->host_state = PD_HOST_STOPPING;
     plat_log_notice("hosts", "stopping host id=%s pid=%d hostboot=%s", ep->id, (int)ep->pid,
                     ep->hostboot);
     return 0;
@@ -407,6 +451,14 @@ void pd_hosts_on_exit(pd_t *pd, const pd_endpoint_t *hostboot, const Plat__HostE
     if (ep->host_state == PD_HOST_FAILED)
         return; /* already accounted for (ready timeout) */
     pd_registry_host_exited(ep, x->exit_status, x->term_signal, plat_mono_ms());
+    if (pd->lifecycle) {
+        char why[96];
+        if (x->term_signal)
+            snprintf(why, sizeof why, "killed by signal %d", (int)x->term_signal);
+        else
+            snprintf(why, sizeof why, "exited with status %d", (int)x->exit_status);
+        pd_lifecycle_host_gone(pd->lifecycle, ep->id, why);
+    }
     plat_log(expected ? PLAT_LOG_NOTICE : PLAT_LOG_WARNING, "hosts",
              "host exited%s id=%s pid=%d status=%d signal=%d hostboot=%s",
              expected ? "" : " unexpectedly", ep->id, (int)x->pid, (int)x->exit_status,
@@ -429,6 +481,9 @@ void pd_hosts_init(pd_t *pd)
 
 void pd_hosts_shutdown(pd_t *pd)
 {
-    while (pd->starts)
-        op_finish(pd->starts);
+    while (pd->starts) {
+        pd_start_op_t *op = pd->starts;
+        op_finish(op);
+        op_report(op, -ECANCELED, "platform stopping");
+    }
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http.h"
 #include "platformd.h"
 
 struct pd_httpapi {
@@ -19,36 +20,35 @@ struct pd_httpapi {
     int open_handles;
 };
 
-typedef struct {
-    int status;
-    json_t *body; /* owned */
-} http_reply_t;
 
-/* A route handler: `param` is the {id} segment of a ".../{id}" route (else
- * NULL), `body` the parsed JSON body of a POST (else NULL). */
-typedef http_reply_t (*route_fn)(pd_t *pd, const char *param, json_t *body);
 
 #define BODY_MAX (64 * 1024)
 
-static http_reply_t error_body(int status, const char *code, const char *message)
+pd_http_reply_t pd_http_error(int status, const char *code, const char *message)
 {
-    return (http_reply_t){status, json_pack("{s:{s:s, s:s}}", "error", "code", code, "message",
-                                            message)};
+    return (pd_http_reply_t){.status = status,
+                             .body = json_pack("{s:{s:s, s:s}}", "error", "code", code,
+                                               "message", message)};
+}
+
+pd_http_reply_t pd_http_json(int status, json_t *body)
+{
+    return (pd_http_reply_t){.status = status, .body = body};
 }
 
 static uint64_t age(uint64_t now, uint64_t then) { return now > then ? now - then : 0; }
 
 /* ---- routes ------------------------------------------------------------- */
 
-static http_reply_t get_healthz(pd_t *pd, const char *param, json_t *body)
+static pd_http_reply_t get_healthz(pd_http_req_t *req)
 {
-    (void)pd, (void)param, (void)body;
-    return (http_reply_t){200, json_pack("{s:s}", "status", "ok")};
+    (void)req;
+    return pd_http_json(200, json_pack("{s:s}", "status", "ok"));
 }
 
-static http_reply_t get_status(pd_t *pd, const char *param, json_t *body)
+static pd_http_reply_t get_status(pd_http_req_t *req)
 {
-    (void)param, (void)body;
+    pd_t *pd = req->pd;
     const plat_bus_stats_t *st = plat_bus_stats(pd->bus);
     pd_counts_t c = pd_registry_counts(pd->reg);
     json_t *dropped = json_object();
@@ -69,7 +69,7 @@ static http_reply_t get_status(pd_t *pd, const char *param, json_t *body)
         (json_int_t)c.hosts_ended, "bus", "rx", (json_int_t)st->rx, "tx", (json_int_t)st->tx,
         "tx_failed", (json_int_t)st->tx_failed, "forwarded", (json_int_t)st->forwarded,
         "dropped", dropped, "unknown_destination", (json_int_t)pd->unknown_destination);
-    return (http_reply_t){200, out};
+    return pd_http_json(200, out);
 }
 
 typedef struct {
@@ -146,23 +146,21 @@ static void add_host(const pd_endpoint_t *ep, void *arg)
         json_array_append_new(ctx->list, host_json(ep, ctx->now));
 }
 
-static http_reply_t list(pd_t *pd, const char *key, void (*add)(const pd_endpoint_t *, void *))
+static pd_http_reply_t list(pd_t *pd, const char *key, void (*add)(const pd_endpoint_t *, void *))
 {
     list_ctx_t ctx = {.pd = pd, .list = json_array(), .now = plat_mono_ms()};
     pd_registry_foreach(pd->reg, add, &ctx);
-    return (http_reply_t){200, json_pack("{s:o}", key, ctx.list)};
+    return pd_http_json(200, json_pack("{s:o}", key, ctx.list));
 }
 
-static http_reply_t get_hostboots(pd_t *pd, const char *param, json_t *body)
+static pd_http_reply_t get_hostboots(pd_http_req_t *req)
 {
-    (void)param, (void)body;
-    return list(pd, "hostboots", add_hostboot);
+    return list(req->pd, "hostboots", add_hostboot);
 }
 
-static http_reply_t get_hosts(pd_t *pd, const char *param, json_t *body)
+static pd_http_reply_t get_hosts(pd_http_req_t *req)
 {
-    (void)param, (void)body;
-    return list(pd, "hosts", add_host);
+    return list(req->pd, "hosts", add_host);
 }
 
 static const pd_endpoint_t *find_host(pd_t *pd, const char *id)
@@ -171,13 +169,14 @@ static const pd_endpoint_t *find_host(pd_t *pd, const char *id)
     return ep && ep->kind == PD_EP_HOST ? ep : NULL;
 }
 
-static http_reply_t get_host(pd_t *pd, const char *id, json_t *body)
+static pd_http_reply_t get_host(pd_http_req_t *req)
 {
-    (void)body;
+    pd_t *pd = req->pd;
+    const char *id = req->params[0];
     const pd_endpoint_t *ep = find_host(pd, id);
     if (!ep)
-        return error_body(404, "not_found", "no such host");
-    return (http_reply_t){200, json_pack("{s:o}", "host", host_json(ep, plat_mono_ms()))};
+        return pd_http_error(404, "not_found", "no such host");
+    return pd_http_json(200, json_pack("{s:o}", "host", host_json(ep, plat_mono_ms())));
 }
 
 /* Optional string member; false (with *why) when present but not a string. */
@@ -195,12 +194,13 @@ static bool opt_string(json_t *body, const char *key, const char **out, char *wh
     return true;
 }
 
-static http_reply_t post_hosts(pd_t *pd, const char *param, json_t *body)
+static pd_http_reply_t post_hosts(pd_http_req_t *req)
 {
-    (void)param;
+    pd_t *pd = req->pd;
+    json_t *body = req->body;
     char why[512] = "";
     if (!json_is_object(body))
-        return error_body(400, "bad_request", "body must be a JSON object");
+        return pd_http_error(400, "bad_request", "body must be a JSON object");
     const char *key;
     json_t *v;
     json_object_foreach(body, key, v)
@@ -209,7 +209,7 @@ static http_reply_t post_hosts(pd_t *pd, const char *param, json_t *body)
             strcmp(key, "hostboot")) {
             snprintf(why, sizeof why, "unknown member \"%.64s\" (language, version, mode, "
                                       "hostboot)", key);
-            return error_body(400, "bad_request", why);
+            return pd_http_error(400, "bad_request", why);
         }
     }
     const char *language, *version, *mode, *hostboot;
@@ -217,97 +217,136 @@ static http_reply_t post_hosts(pd_t *pd, const char *param, json_t *body)
         !opt_string(body, "version", &version, why, sizeof why) ||
         !opt_string(body, "mode", &mode, why, sizeof why) ||
         !opt_string(body, "hostboot", &hostboot, why, sizeof why))
-        return error_body(400, "bad_request", why);
+        return pd_http_error(400, "bad_request", why);
     if (!language || !version)
-        return error_body(400, "bad_request", "\"language\" and \"version\" are required");
+        return pd_http_error(400, "bad_request", "\"language\" and \"version\" are required");
     char id[PLAT_ID_MAX + 1];
-    int rc = pd_hosts_start(pd, language, version, mode, hostboot, id, why, sizeof why);
+    int rc = pd_hosts_start(pd, language, version, mode, hostboot, NULL, NULL, id, why,
+                            sizeof why);
     if (rc == -EINVAL)
-        return error_body(400, "bad_request", why);
+        return pd_http_error(400, "bad_request", why);
     if (rc == -ENOENT)
-        return error_body(409, "no_runtime", why);
+        return pd_http_error(409, "no_runtime", why);
     if (rc < 0)
-        return error_body(500, "internal", why);
-    return (http_reply_t){202, json_pack("{s:o}", "host", host_json(find_host(pd, id),
-                                                                    plat_mono_ms()))};
+        return pd_http_error(500, "internal", why);
+    return pd_http_json(202, json_pack("{s:o}", "host", host_json(find_host(pd, id),
+                                                                   plat_mono_ms())));
 }
 
-static http_reply_t delete_host(pd_t *pd, const char *id, json_t *body)
+static pd_http_reply_t delete_host(pd_http_req_t *req)
 {
-    (void)body;
+    pd_t *pd = req->pd;
+    const char *id = req->params[0];
     char why[256] = "";
     int rc = pd_hosts_delete(pd, id, why, sizeof why);
     if (rc == -ENOENT)
-        return error_body(404, "not_found", why);
+        return pd_http_error(404, "not_found", why);
     if (rc == -EPERM)
-        return error_body(409, "dev_host", why);
+        return pd_http_error(409, "dev_host", why);
     if (rc == -EALREADY)
-        return error_body(409, "ended", why);
+        return pd_http_error(409, "ended", why);
     if (rc < 0)
-        return error_body(503, "hostboot_unreachable", why);
-    return (http_reply_t){202, json_pack("{s:o}", "host", host_json(find_host(pd, id),
-                                                                    plat_mono_ms()))};
+        return pd_http_error(503, "hostboot_unreachable", why);
+    return pd_http_json(202, json_pack("{s:o}", "host", host_json(find_host(pd, id),
+                                                                   plat_mono_ms())));
 }
 
-/* A path ending in "/{id}" matches one more non-empty segment: the param. */
+/* Patterns: literal segments, or "{name}" for one non-empty segment
+ * (captured in order, at most two). `json` routes get their body parsed. */
 static const struct {
     const char *method;
     const char *path;
-    route_fn fn;
+    pd_route_fn fn;
+    bool json;
 } g_routes[] = {
-    {"GET", "/healthz", get_healthz},
-    {"GET", "/api/v1/status", get_status},
-    {"GET", "/api/v1/hostboots", get_hostboots},
-    {"GET", "/api/v1/hosts", get_hosts},
-    {"POST", "/api/v1/hosts", post_hosts},
-    {"GET", "/api/v1/hosts/{id}", get_host},
-    {"DELETE", "/api/v1/hosts/{id}", delete_host},
+    {"GET", "/healthz", get_healthz, false},
+    {"GET", "/api/v1/status", get_status, false},
+    {"GET", "/api/v1/hostboots", get_hostboots, false},
+    {"GET", "/api/v1/hosts", get_hosts, false},
+    {"POST", "/api/v1/hosts", post_hosts, true},
+    {"GET", "/api/v1/hosts/{id}", get_host, false},
+    {"DELETE", "/api/v1/hosts/{id}", delete_host, false},
+    {"POST", "/api/v1/packages", pd_api_post_packages, true},
+    {"GET", "/api/v1/packages", pd_api_get_packages, false},
+    {"POST", "/api/v1/instances", pd_api_post_instances, true},
+    {"GET", "/api/v1/instances", pd_api_get_instances, false},
+    {"GET", "/api/v1/instances/{uuid}", pd_api_get_instance, false},
+    {"GET", "/api/v1/instances/{uuid}/actions", pd_api_get_instance_actions, false},
+    {"POST", "/api/v1/instances/{uuid}/invoke", pd_api_invoke, false},
+    {"POST", "/api/v1/instances/{uuid}/{action}", pd_api_instance_action, true},
+    {"POST", "/api/v1/orgs/{org}/{action}", pd_api_org_action, true},
 };
 
-/* Does `url` match `pattern`? *param points into url for "/{id}" patterns. */
-static bool route_match(const char *pattern, const char *url, const char **param)
+static bool route_match(const char *pattern, const char *url, const char *params[2],
+                        char buf[2][256])
 {
-    size_t n = strlen(pattern);
-    *param = NULL;
-    static const char suffix[] = "/{id}";
-    size_t sn = sizeof suffix - 1;
-    if (n >= sn && strcmp(pattern + n - sn, suffix) == 0) {
-        if (strncmp(url, pattern, n - sn + 1) != 0)
+    int np = 0;
+    params[0] = params[1] = NULL;
+    while (*pattern && *url) {
+        if (*pattern != '/' || *url != '/')
             return false;
-        const char *seg = url + n - sn + 1;
-        if (!*seg || strchr(seg, '/'))
+        pattern++, url++;
+        const char *pe = strchr(pattern, '/');
+        const char *ue = strchr(url, '/');
+        size_t pl = pe ? (size_t)(pe - pattern) : strlen(pattern);
+        size_t ul = ue ? (size_t)(ue - url) : strlen(url);
+        if (pl >= 2 && pattern[0] == '{' && pattern[pl - 1] == '}') {
+            if (ul == 0 || ul >= 256 || np == 2)
+                return false;
+            memcpy(buf[np], url, ul);
+            buf[np][ul] = 0;
+            params[np] = buf[np];
+            np++;
+        } else if (pl != ul || strncmp(pattern, url, pl) != 0) {
             return false;
-        *param = seg;
-        return true;
+        }
+        pattern += pl;
+        url += ul;
     }
-    return strcmp(pattern, url) == 0;
+    return !*pattern && !*url;
 }
 
 /* ---- MHD glue ------------------------------------------------------------ */
 
+/* Per-connection state: the upload, and a reply finished while suspended. */
 typedef struct {
+    pd_httpapi_t *api;
+    struct MHD_Connection *conn;
     char *data;
     size_t len;
     bool too_big;
+    bool in_handler;  /* the route is running: finishing now needs no resume */
+    bool suspended;   /* MHD_suspend_connection'ed */
+    bool have_reply;
+    pd_http_reply_t reply;
 } upload_t;
 
-static enum MHD_Result send_reply(struct MHD_Connection *conn, http_reply_t r, const char *allow)
+static enum MHD_Result send_reply(struct MHD_Connection *conn, pd_http_reply_t r,
+                                  const char *allow)
 {
-    char *text = r.body ? json_dumps(r.body, JSON_COMPACT) : NULL;
+    char *text = r.raw;
+    size_t len = r.raw_len;
+    const char *ctype = r.raw ? (r.content_type[0] ? r.content_type : "application/octet-stream")
+                              : "application/json";
+    if (!r.raw) {
+        text = r.body ? json_dumps(r.body, JSON_COMPACT) : NULL;
+        len = text ? strlen(text) : 0;
+    }
     json_decref(r.body);
     if (!text) {
         r.status = 500;
+        ctype = "application/json";
         text = strdup("{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}");
         if (!text)
             return MHD_NO;
+        len = strlen(text);
     }
-    size_t len = strlen(text);
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
         free(text);
         return MHD_NO;
     }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     if (allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)r.status, resp);
@@ -321,10 +360,46 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)cls, (void)conn, (void)toe;
     upload_t *up = *con_cls;
     if (up) {
+        if (up->have_reply) { /* finished but never sent */
+            json_decref(up->reply.body);
+            free(up->reply.raw);
+        }
         free(up->data);
         free(up);
         *con_cls = NULL;
     }
+}
+
+const char *pd_http_query(pd_http_req_t *req, const char *key)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *pd_http_header(pd_http_req_t *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+static void run_mhd(pd_httpapi_t *api);
+static void on_timer(uv_timer_t *t);
+
+/* The connection is suspended only once the route has returned (on_request
+ * does it), so a request finished synchronously is simply answered. */
+pd_http_pending_t *pd_http_suspend(pd_http_req_t *req) { return (pd_http_pending_t *)req->state; }
+
+void pd_http_finish(pd_http_pending_t *p, pd_http_reply_t reply)
+{
+    upload_t *up = (upload_t *)p;
+    up->reply = reply;
+    up->have_reply = true;
+    if (up->in_handler)
+        return;
+    up->suspended = false;
+    MHD_resume_connection(up->conn);
+    /* Let MHD pick it up on the next loop turn, not from inside whatever
+     * callback finished it. */
+    if (up->api->mhd)
+        uv_timer_start(&up->api->timer, on_timer, 0, 0);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -338,10 +413,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         upload_t *up = calloc(1, sizeof *up);
         if (!up)
             return MHD_NO;
+        up->api = api;
+        up->conn = conn;
         *con_cls = up;
         return MHD_YES;
     }
     upload_t *up = *con_cls;
+    if (up->have_reply) {
+        up->have_reply = false;
+        return send_reply(conn, up->reply, NULL);
+    }
     if (*upload_data_size) {
         if (!up->too_big && up->len + *upload_data_size <= BODY_MAX) {
             char *d = realloc(up->data, up->len + *upload_data_size + 1);
@@ -359,35 +440,50 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
 
     char allow[64] = "";
+    char buf[2][256];
     for (size_t i = 0; i < sizeof g_routes / sizeof g_routes[0]; i++) {
-        const char *param;
-        if (!route_match(g_routes[i].path, url, &param))
+        pd_http_req_t req = {.pd = api->pd, .method = method, .url = url, .conn = conn,
+                             .state = up, .raw = up->data ? up->data : "", .raw_len = up->len};
+        if (!route_match(g_routes[i].path, url, req.params, buf))
             continue;
         bool head = strcmp(method, "HEAD") == 0 && strcmp(g_routes[i].method, "GET") == 0;
         if (strcmp(g_routes[i].method, method) != 0 && !head) {
-            size_t used = strlen(allow);
-            snprintf(allow + used, sizeof allow - used, "%s%s", used ? ", " : "",
-                     g_routes[i].method);
+            if (!strstr(allow, g_routes[i].method)) {
+                size_t used = strlen(allow);
+                snprintf(allow + used, sizeof allow - used, "%s%s", used ? ", " : "",
+                         g_routes[i].method);
+            }
             continue;
         }
         if (up->too_big)
-            return send_reply(conn, error_body(413, "too_large", "request body over 64 KiB"),
+            return send_reply(conn, pd_http_error(413, "too_large", "request body over 64 KiB"),
                               NULL);
-        json_t *body = NULL;
-        if (strcmp(method, "POST") == 0) {
+        if (g_routes[i].json) {
             json_error_t jerr;
-            body = up->data ? json_loadb(up->data, up->len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
-            if (!body) {
+            req.body = up->len ? json_loadb(up->data, up->len, JSON_REJECT_DUPLICATES, &jerr)
+                               : json_object();
+            if (!req.body) {
                 char why[256];
                 snprintf(why, sizeof why, "body is not JSON: %s (line %d, column %d)",
-                         up->data ? jerr.text : "empty body", up->data ? jerr.line : 0,
-                         up->data ? jerr.column : 0);
+                         jerr.text, jerr.line, jerr.column);
                 plat_log_info("http", "bad request body method=%s path=%s: %s", method, url, why);
-                return send_reply(conn, error_body(400, "bad_request", why), NULL);
+                return send_reply(conn, pd_http_error(400, "bad_request", why), NULL);
             }
         }
-        http_reply_t r = g_routes[i].fn(api->pd, param, body);
-        json_decref(body);
+        up->in_handler = true;
+        pd_http_reply_t r = g_routes[i].fn(&req);
+        up->in_handler = false;
+        json_decref(req.body);
+        if (r.status == 0) {
+            if (up->have_reply) { /* finished before the route returned */
+                up->have_reply = false;
+                r = up->reply;
+            } else {
+                up->suspended = true;
+                MHD_suspend_connection(conn); /* pd_http_finish resumes it */
+                return MHD_YES;
+            }
+        }
         if (r.status >= 400 || strcmp(method, "GET") != 0)
             plat_log_info("http", "%s %s -> %d", method, url, r.status);
         return send_reply(conn, r, NULL);
@@ -396,14 +492,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         plat_log_info("http", "method not allowed method=%s path=%s", method, url);
         if (strstr(allow, "GET"))
             strncat(allow, ", HEAD", sizeof allow - strlen(allow) - 1);
-        return send_reply(conn, error_body(405, "method_not_allowed", "method not allowed"),
+        return send_reply(conn, pd_http_error(405, "method_not_allowed", "method not allowed"),
                           allow);
     }
     plat_log_info("http", "no such route method=%s path=%s", method, url);
-    return send_reply(conn, error_body(404, "not_found", "no such route"), NULL);
+    return send_reply(conn, pd_http_error(404, "not_found", "no such route"), NULL);
 }
-
-static void run_mhd(pd_httpapi_t *api);
 
 static void on_timer(uv_timer_t *t) { run_mhd(t->data); }
 
@@ -437,7 +531,7 @@ pd_httpapi_t *pd_httpapi_new(pd_t *pd, const char *address, uint16_t port)
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
     struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
     struct sockaddr *sa = (struct sockaddr *)&sin;
-    unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (strcmp(address, "localhost") == 0) {
         sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     } else if (inet_pton(AF_INET, address, &sin.sin_addr) == 1) {

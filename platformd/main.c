@@ -1,5 +1,6 @@
 /* platformd: the orchestrator. */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,8 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
     plat_log_init("platformd");
+    /* A closed log pipe or peer must be an error return, not a death. */
+    signal(SIGPIPE, SIG_IGN);
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"log-level", required_argument, NULL, 'l'},

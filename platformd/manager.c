@@ -5,6 +5,7 @@
 #include <string.h>
 #include <systemd/sd-daemon.h>
 
+#include "lifecycle.h"
 #include "platformd.h"
 
 static void on_handle_closed(uv_handle_t *h)
@@ -87,6 +88,15 @@ int pd_start(pd_t *pd, uv_loop_t *loop, const pd_config_t *cfg)
         pd_registry_destroy(&pd->reg);
         return rc;
     }
+    char why[512];
+    pd->lifecycle = pd_lifecycle_new(pd, why, sizeof why);
+    if (!pd->lifecycle) {
+        plat_log_err("manager", "cannot open the platform state: %s dir=%s", why, cfg->state.dir);
+        pd_httpapi_close(&pd->http);
+        plat_bus_destroy(&pd->bus);
+        pd_registry_destroy(&pd->reg);
+        return -EIO;
+    }
     uv_timer_init(loop, &pd->ping_timer);
     init_handle(pd, (uv_handle_t *)&pd->ping_timer);
     uv_timer_init(loop, &pd->lost_timer);
@@ -125,9 +135,12 @@ void pd_stop(pd_t *pd)
         return;
     pd->stopping = true;
     sd_notify(0, "STOPPING=1");
-    pd_httpapi_close(&pd->http);
+    /* Actions first (their requests are answered 503), then the bus (its
+     * pending callbacks run), and the HTTP API last. */
+    pd_lifecycle_destroy(&pd->lifecycle);
     plat_bus_destroy(&pd->bus);
     pd_hosts_shutdown(pd);
+    pd_httpapi_close(&pd->http);
     close_handle(pd, (uv_handle_t *)&pd->prune_timer);
     close_handle(pd, (uv_handle_t *)&pd->ping_timer);
     close_handle(pd, (uv_handle_t *)&pd->lost_timer);

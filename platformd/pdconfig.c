@@ -117,6 +117,47 @@ static const plat_cfg_field_t pd_hosts_table[] = {
     {0},
 };
 
+static const plat_cfg_field_t pd_state_table[] = {
+    {.key = "dir",
+     .type = PLAT_CFG_STRING,
+     .offset = PD_OFF(state, dir),
+     .def_str = "state",
+     .doc = "state directory: platform.db (SQLite, WAL) and the package store packages/"},
+    {0},
+};
+
+static const plat_cfg_field_t pd_plugins_table[] = {
+    {.key = "action_timeout_ms",
+     .type = PLAT_CFG_INT,
+     .offset = PD_OFF(plugins, action_timeout_ms),
+     .def_int = 10000,
+     .min = 10,
+     .max = 3600000,
+     .doc = "milliseconds a lifecycle hook may run; an overrun gets its host killed"},
+    {.key = "max_instances_per_host",
+     .type = PLAT_CFG_INT,
+     .offset = PD_OFF(plugins, max_instances_per_host),
+     .def_int = 8,
+     .min = 1,
+     .max = 10000,
+     .doc = "powerSave: instances of one (language, version) sharing a host"},
+    {.key = "idle_ms",
+     .type = PLAT_CFG_INT,
+     .offset = PD_OFF(plugins, idle_ms),
+     .def_int = 30000,
+     .min = 0,
+     .max = 86400000,
+     .doc = "powerSave: a host with no running instance is stopped after this long"},
+    {.key = "batch_concurrency",
+     .type = PLAT_CFG_INT,
+     .offset = PD_OFF(plugins, batch_concurrency),
+     .def_int = 16,
+     .min = 1,
+     .max = 1024,
+     .doc = "org batch actions: instances acted on at the same time"},
+    {0},
+};
+
 const plat_cfg_field_t pd_config_table[] = {
     {.key = "bus",
      .type = PLAT_CFG_OBJECT,
@@ -143,6 +184,16 @@ const plat_cfg_field_t pd_config_table[] = {
      .offset = offsetof(pd_config_t, hosts),
      .children = pd_hosts_table,
      .doc = "starting and stopping plugin hosts through the hostboots"},
+    {.key = "state",
+     .type = PLAT_CFG_OBJECT,
+     .offset = offsetof(pd_config_t, state),
+     .children = pd_state_table,
+     .doc = "where durable state lives"},
+    {.key = "plugins",
+     .type = PLAT_CFG_OBJECT,
+     .offset = offsetof(pd_config_t, plugins),
+     .children = pd_plugins_table,
+     .doc = "plugin lifecycle: hook timeout, host sharing, batch actions"},
     {0},
 };
 

@@ -31,6 +31,17 @@ typedef struct {
         int64_t start_tries;      /* attempts for failures that may succeed on retry, 1..5 */
         int64_t exited_keep_ms;   /* exited/failed hosts stay listed this long, default 60000 */
     } hosts;
+    struct {
+        char *dir;            /* state directory: platform.db, packages/; default "state" */
+    } state;
+    struct {
+        int64_t action_timeout_ms;      /* a lifecycle hook overrunning this gets its host
+                                           killed, default 10000 */
+        int64_t max_instances_per_host; /* powerSave sharing, default 8 */
+        int64_t idle_ms;                /* powerSave: an idle host is stopped after this,
+                                           default 30000 */
+        int64_t batch_concurrency;      /* org batch actions in flight, default 16 */
+    } plugins;
 } pd_config_t;
 
 /* The key table (NULL-key terminated). */

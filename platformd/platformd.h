@@ -19,6 +19,7 @@
 
 typedef struct pd_httpapi pd_httpapi_t;
 typedef struct pd_start_op pd_start_op_t;
+typedef struct pd_lifecycle pd_lifecycle_t;
 
 typedef struct pd {
     uv_loop_t *loop;
@@ -39,6 +40,8 @@ typedef struct pd {
     uint64_t unknown_destination; /* messages for ids nobody registered */
     pd_start_op_t *starts;        /* host starts in progress (hosts.c) */
     uv_timer_t prune_timer;       /* forgets ended hosts after hosts.exited_keep_ms */
+    pd_lifecycle_t *lifecycle;    /* instances, packages, the store (lifecycle.c) */
+    bool reconciled;              /* instances brought back after start */
 } pd_t;
 
 /* manager.c */
@@ -70,9 +73,13 @@ void pd_send_register_ack(pd_t *pd, const Plat__PlatformMessage *request);
  * ready report, or "failed" with the reason. Errors known at once:
  *   -EINVAL  bad language/version/mode;  -ENOENT no registered, live
  *   hostboot offers (language, version) (or `hostboot` is not one). */
+typedef void (*pd_host_ready_cb)(pd_t *pd, const char *host_id, int status, const char *why,
+                                 void *arg);
+/* `cb` (optional) runs once, later: status 0 when the host is ready, else
+ * the failure (-ECANCELED when deleted or the platform stops meanwhile). */
 int pd_hosts_start(pd_t *pd, const char *language, const char *version, const char *mode,
-                   const char *hostboot, char id_out[PLAT_ID_MAX + 1], char *why,
-                   size_t why_size);
+                   const char *hostboot, pd_host_ready_cb cb, void *cb_arg,
+                   char id_out[PLAT_ID_MAX + 1], char *why, size_t why_size);
 /* Ask the owning hostboot to stop a host: 0 (now "stopping"; "exited" when
  * the exit report arrives), -ENOENT unknown host, -EPERM a dev host (never
  * stopped by the platform), -EALREADY already ended. */

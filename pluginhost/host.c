@@ -2,6 +2,7 @@
 #include "host.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -47,14 +48,94 @@ static void on_link_state(plat_link_state_t state, const char *platform_boot_id,
 
 static Plat__HostState pong_state(void *arg)
 {
-    (void)arg;
-    return PLAT__HOST_STATE__HOST_STATE_READY;
+    ph_host_t *h = arg;
+    return ph_plugins_busy(h->plugins) ? PLAT__HOST_STATE__HOST_STATE_BUSY
+                                       : PLAT__HOST_STATE__HOST_STATE_READY;
+}
+
+/* A Plugin request waiting for its hook: the request is a copy (the bus
+ * only lends it for the callback) because the REPLY needs its header. */
+typedef struct {
+    ph_host_t *h;
+    Plat__PlatformMessage *request;
+} pending_t;
+
+static void send_reply(ph_host_t *h, const Plat__PlatformMessage *request, int code,
+                       const char *message, Plat__PlatformMessage *reply)
+{
+    if (!h->link) {
+        plat_log_debug("host", "stopping: reply not sent seq=%llu id=%s",
+                       (unsigned long long)request->header->seq_no, h->id);
+        return;
+    }
+    plat_bus_t *bus = plat_link_bus(h->link);
+    int rc = reply ? plat_bus_reply(bus, request, reply)
+                   : plat_bus_reply_error(bus, request, code ? code : -ENOMEM,
+                                          message && message[0] ? message : "out of memory",
+                                          NULL);
+    if (rc < 0)
+        plat_log_warn("host", "cannot send the plugin reply: %s, ignoring seq=%llu to=%s id=%s",
+                      strerror(-rc), (unsigned long long)request->header->seq_no,
+                      request->header->source->id, h->id);
+}
+
+static void on_plugin_done(int code, const char *message, Plat__PlatformMessage *reply,
+                           void *arg)
+{
+    pending_t *pd = arg;
+    send_reply(pd->h, pd->request, code, message, reply);
+    plat_envelope_free(&pd->request);
+    free(pd);
+}
+
+/* Plugin.action / Plugin.event: hand to the runner; it replies when the
+ * hook is done. Refusals before any hook runs are answered here. */
+static void on_plugin_request(ph_host_t *h, const plat_bus_rx_t *rx)
+{
+    const Plat__PlatformMessage *m = rx->msg;
+    const Plat__PluginMessage *pm = m->plugin;
+    bool is_action = pm->body_case == PLAT__PLUGIN_MESSAGE__BODY_ACTION;
+    pending_t *pd = calloc(1, sizeof *pd);
+    int rc = -ENOMEM;
+    if (pd) {
+        pd->h = h;
+        rc = plat_envelope_decode(rx->raw, rx->raw_len, 0, &pd->request, NULL);
+    }
+    if (rc == 0)
+        rc = is_action ? ph_plugins_action(h->plugins, pd->request->plugin->action,
+                                           on_plugin_done, pd)
+                       : ph_plugins_event(h->plugins, pd->request->plugin->event,
+                                          on_plugin_done, pd);
+    if (rc == 0)
+        return;
+    const char *instance = is_action ? pm->action->instance : pm->event->instance;
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s", rc == -ENOENT ? "no such instance in this host"
+                                  : rc == -EINVAL ? "invalid plugin request"
+                                                  : strerror(-rc));
+    plat_log_warn("host", "plugin %s refused: %s instance=%s seq=%llu id=%s",
+                  is_action ? "action" : "event", msg, instance,
+                  (unsigned long long)m->header->seq_no, h->id);
+    Plat__PlatformMessage *reply = is_action ? plat_msg_plugin_action_result(rc, msg, instance)
+                                             : plat_msg_plugin_response(0, NULL, NULL, 0, rc, msg);
+    send_reply(h, m, rc, msg, reply);
+    plat_envelope_free(&reply);
+    if (pd)
+        plat_envelope_free(&pd->request);
+    free(pd);
 }
 
 static void on_message(plat_bus_t *bus, const plat_bus_rx_t *rx, void *arg)
 {
     ph_host_t *h = arg;
     const Plat__PlatformMessage *m = rx->msg;
+    if (m->channel_case == PLAT__PLATFORM_MESSAGE__CHANNEL_PLUGIN &&
+        m->header->kind == PLAT__MESSAGE_KIND__MESSAGE_KIND_REQUEST &&
+        (m->plugin->body_case == PLAT__PLUGIN_MESSAGE__BODY_ACTION ||
+         m->plugin->body_case == PLAT__PLUGIN_MESSAGE__BODY_EVENT)) {
+        on_plugin_request(h, rx);
+        return;
+    }
     plat_log_warn("host", "message not handled by this host channel=%s kind=%d from=%s seq=%llu "
                           "id=%s",
                   plat_channel_name(m->channel_case), (int)m->header->kind,
@@ -89,6 +170,15 @@ int ph_host_start(ph_host_t *h, uv_loop_t *loop, const ph_host_opts_t *opts)
     int rc = plat_uuid_new(h->boot_id);
     if (rc < 0)
         return rc;
+    /* Hooks run on the libuv threadpool (4 threads by default), one per
+     * busy instance: let a powerSave host run more at once unless the
+     * operator chose. Read when the pool starts, at the first hook. */
+    setenv("UV_THREADPOOL_SIZE", "16", 0);
+    h->plugins = ph_plugins_new(loop);
+    if (!h->plugins) {
+        uv_close((uv_handle_t *)&h->lost_timer, NULL);
+        return -ENOMEM;
+    }
     plat_link_opts_t lo = {
         .identity = h->id,
         .platform_address = opts->platform_address,
@@ -106,6 +196,7 @@ int ph_host_start(ph_host_t *h, uv_loop_t *loop, const ph_host_opts_t *opts)
         plat_log_err("host", "cannot connect to the platform: %s platform=%s id=%s",
                      strerror(errno), opts->platform_address, h->id);
         uv_close((uv_handle_t *)&h->lost_timer, NULL);
+        ph_plugins_close(&h->plugins);
         return rc;
     }
     uv_signal_init(loop, &h->sig_term);
@@ -125,6 +216,9 @@ void ph_host_stop(ph_host_t *h)
         return;
     h->stopping = true;
     plat_link_destroy(&h->link);
+    /* Queued hooks are cancelled (no reply: the link is gone); a running
+     * hook finishes first, which keeps the loop alive until it returns. */
+    ph_plugins_close(&h->plugins);
     uv_close((uv_handle_t *)&h->lost_timer, NULL);
     uv_close((uv_handle_t *)&h->sig_term, NULL);
     uv_close((uv_handle_t *)&h->sig_int, NULL);

@@ -1,6 +1,7 @@
-/* A plugin host process: its link to the platform. In this foundation only
- * the dev mode exists (started by hand with --dev); plugin loading and the
- * spawned modes come with later issues. */
+/* A plugin host process: its link to the platform, and the plugin runner
+ * (plugins.h) that Plugin.action and Plugin.event requests are handed to.
+ * The loop thread talks to the platform only; plugin code runs on the
+ * libuv threadpool, and Pong says BUSY while a hook runs. */
 #ifndef PLUGINHOST_HOST_H
 #define PLUGINHOST_HOST_H
 
@@ -9,6 +10,7 @@
 #include <uv.h>
 
 #include "plat/plat.h"
+#include "plugins.h"
 
 #define PH_LANGUAGE "c"
 #define PH_RUNTIME_VERSION "1"
@@ -28,6 +30,7 @@ typedef struct {
     char id[PLAT_ID_MAX + 1];
     char boot_id[PLAT_UUID_LEN + 1];
     plat_link_t *link;
+    ph_plugins_t *plugins; /* instance contexts and hook runner */
     uv_signal_t sig_term, sig_int;
     uv_timer_t lost_timer; /* platform_lost_exit_ms */
     int exit_code;         /* what main returns */

@@ -3,6 +3,7 @@
  *   from hostbootd: pluginhost --platform EP --host-id ID --hostboot HB --mode MODE
  *                              [--platform-lost-exit-ms N] */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,8 @@ static int usage_error(const char *what, const char *value)
 int main(int argc, char **argv)
 {
     plat_log_init("pluginhost");
+    /* A closed log pipe or peer must be an error return, not a death. */
+    signal(SIGPIPE, SIG_IGN);
     static const struct option opts[] = {
         {"dev", no_argument, NULL, 'd'},
         {"platform", required_argument, NULL, 'p'},

@@ -234,7 +234,29 @@ const char *it_hostbootd_config(it_env_t *env, const char *name, json_t *extra)
         "runtimes", "language", "c", "version", "1", "path", PLUGINHOST_BIN,
         "log", "level", it_log_level());
     assert_non_null(root);
-    return write_json(env, "hostbootd.json", root, extra);
+    if (extra)
+        assert_int_equal(json_object_update(root, extra), 0);
+    /* Nothing a test starts writes outside its temp dir: hostbootd's
+     * defaults ("logs", "hosts") are relative to the test's cwd. */
+    static const struct {
+        const char *object, *key, *sub;
+    } inside[] = {{"log", "dir", IT_HOSTBOOT_LOG_DIR}, {"hosts", "work_dir", IT_HOSTS_WORK_DIR}};
+    for (size_t i = 0; i < sizeof inside / sizeof inside[0]; i++) {
+        json_t *obj = json_object_get(root, inside[i].object);
+        if (obj && !json_is_object(obj))
+            continue; /* a test of a bad config: leave it bad */
+        if (obj && json_object_get(obj, inside[i].key))
+            continue;
+        /* A copy: `extra`'s objects stay the caller's, unchanged. */
+        json_t *copy = obj ? json_deep_copy(obj) : json_object();
+        char path[IT_PATH_MAX + 32];
+        if (snprintf(path, sizeof path, "%s/%s", env->dir, inside[i].sub) >= (int)sizeof path)
+            fail_msg("path too long: %s/%s", env->dir, inside[i].sub);
+        assert_non_null(copy);
+        assert_int_equal(json_object_set_new(copy, inside[i].key, json_string(path)), 0);
+        assert_int_equal(json_object_set_new(root, inside[i].object, copy), 0);
+    }
+    return write_json(env, "hostbootd.json", root, NULL);
 }
 
 /* ---- processes ------------------------------------------------------ */
@@ -678,6 +700,68 @@ int it_http_get(const it_env_t *env, const char *path, json_t **body)
     return (int)status;
 }
 
+int it_http_request(const it_env_t *env, const char *method, const char *path, json_t *body,
+                    json_t **resp)
+{
+    if (resp)
+        *resp = NULL;
+    char url[256];
+    snprintf(url, sizeof url, "%s%s", env->http_base, path);
+    char *text = NULL;
+    if (body) {
+        text = json_dumps(body, JSON_COMPACT);
+        assert_non_null(text);
+    }
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    struct curl_slist *headers = NULL;
+    buf_t b = {0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    if (text) {
+        headers = curl_slist_append(headers, "Content-Type: application/json");
+        assert_non_null(headers);
+        headers = curl_slist_append(headers, "Expect:"); /* no 100-continue round trip */
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(text));
+    }
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*"); /* never through $http_proxy */
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
+    curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    CURLcode rc = curl_easy_perform(c);
+    long status = 0;
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    curl_slist_free_all(headers);
+    free(text);
+    if (rc != CURLE_OK) {
+        free(b.data);
+        return rc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED;
+    }
+    if (resp && b.data)
+        *resp = json_loadb(b.data, b.len, 0, NULL);
+    free(b.data);
+    return (int)status;
+}
+
+int it_http_post(const it_env_t *env, const char *path, json_t *body, json_t **resp)
+{
+    return it_http_request(env, "POST", path, body, resp);
+}
+
+int it_http_delete(const it_env_t *env, const char *path, json_t **resp)
+{
+    return it_http_request(env, "DELETE", path, NULL, resp);
+}
+
 json_t *it_get_json(const it_env_t *env, const char *path)
 {
     json_t *body = NULL;
@@ -835,6 +919,54 @@ bool it_pred_status_boot_changed(json_t *body, void *arg)
     json_t *b = json_object_get(body, "boot_id");
     return json_is_string(b) && plat_uuid_valid(json_string_value(b)) &&
            (!m->not_boot_id || strcmp(json_string_value(b), m->not_boot_id) != 0);
+}
+
+bool it_pred_host_id_state(json_t *body, void *arg)
+{
+    const it_match_t *m = arg;
+    json_t *st = it_json_path(body, "host.state");
+    return json_is_string(st) && strcmp(json_string_value(st), m->state) == 0;
+}
+
+json_t *it_wait_host_state(it_env_t *env, const char *host_id, const char *state, int timeout_ms,
+                           uint64_t *elapsed_ms)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/api/v1/hosts/%s", host_id);
+    uint64_t t0 = it_now_ms();
+    for (;;) {
+        check_no_unexpected_exit(env);
+        json_t *body = NULL;
+        int st = it_http_get(env, path, &body);
+        json_t *host = st == 200 ? json_object_get(body, "host") : NULL;
+        json_t *sv = host ? json_object_get(host, "state") : NULL;
+        const char *cur = json_is_string(sv) ? json_string_value(sv) : NULL;
+        if (cur && strcmp(cur, state) == 0) {
+            json_incref(host);
+            json_decref(body);
+            if (elapsed_ms)
+                *elapsed_ms = it_now_ms() - t0;
+            return host;
+        }
+        bool ended = cur && (strcmp(cur, "exited") == 0 || strcmp(cur, "failed") == 0);
+        bool late = it_now_ms() - t0 >= (uint64_t)timeout_ms;
+        if (st == 404 || ended || late) {
+            char *dump = body ? json_dumps(body, JSON_COMPACT) : NULL;
+            fprintf(stderr, "last GET %s: %d %s\n", path, st, dump ? dump : "(no JSON)");
+            free(dump);
+            json_decref(body);
+            if (st == 404)
+                it_fail(env, "host %s unknown to the platform (waiting for \"%s\")", host_id,
+                        state);
+            if (ended)
+                it_fail(env, "host %s ended \"%s\" while waiting for \"%s\"", host_id, cur,
+                        state);
+            it_fail(env, "timed out after %d ms waiting for host %s to be \"%s\"", timeout_ms,
+                    host_id, state);
+        }
+        json_decref(body);
+        poll_pause(env);
+    }
 }
 
 /* ---- bus client ----------------------------------------------------- */

@@ -81,7 +81,14 @@ const char *it_log_level(void);
 const char *it_write_file(it_env_t *env, const char *name, const char *content);
 
 /* Config files for the daemons, written into the temp dir. Extra JSON
- * members (an object, may be NULL) are merged at top level, replacing. */
+ * members (an object, may be NULL) are merged at top level, replacing.
+ * hostbootd's config always keeps what it writes inside the temp dir: its
+ * "log" object gets "dir" = <dir>/IT_HOSTBOOT_LOG_DIR and its "hosts"
+ * object "work_dir" = <dir>/IT_HOSTS_WORK_DIR unless `extra` sets them
+ * (an `extra` "log" or "hosts" without those keys gets them added). Host
+ * output is then <dir>/IT_HOSTBOOT_LOG_DIR/hosts/<host-id>.log. */
+#define IT_HOSTBOOT_LOG_DIR "hostboot-logs"
+#define IT_HOSTS_WORK_DIR "host-work"
 const char *it_platformd_config(it_env_t *env, int heartbeat_interval_ms, int heartbeat_miss,
                                 json_t *extra);
 const char *it_hostbootd_config(it_env_t *env, const char *name, json_t *extra);
@@ -147,6 +154,17 @@ int it_http_get(const it_env_t *env, const char *path, json_t **body);
 /* GET that must answer 200 with a JSON body; fails the test otherwise. */
 json_t *it_get_json(const it_env_t *env, const char *path);
 
+/* Any method: `method` "GET", "POST", "DELETE", ...; `body` (borrowed, may
+ * be NULL) is sent as a JSON request body with Content-Type
+ * application/json. Returns the HTTP status (> 0) or a negative errno as
+ * it_http_get does; *resp (may be NULL) gets the parsed JSON response
+ * (owned by the caller, NULL when the response is not JSON). */
+int it_http_request(const it_env_t *env, const char *method, const char *path, json_t *body,
+                    json_t **resp);
+/* POST `body` (borrowed) / DELETE `path`: it_http_request conveniences. */
+int it_http_post(const it_env_t *env, const char *path, json_t *body, json_t **resp);
+int it_http_delete(const it_env_t *env, const char *path, json_t **resp);
+
 /* Poll GET /healthz every 20 ms until it answers 200 {"status":"ok"}, or
  * fail after timeout_ms. Returns the elapsed ms. Also fails at once when
  * one of the env's processes exited meanwhile. */
@@ -180,6 +198,19 @@ bool it_pred_hostboot_state(json_t *body, void *arg);
 bool it_pred_host_state(json_t *body, void *arg);
 /* /api/v1/status boot_id is present and differs from not_boot_id. */
 bool it_pred_status_boot_changed(json_t *body, void *arg);
+
+/* Body of GET /api/v1/hosts/{id}: {"host":{...}} whose state is `state`.
+ * arg: it_match_t (id unused). */
+bool it_pred_host_id_state(json_t *body, void *arg);
+
+/* Poll GET /api/v1/hosts/<id> every 20 ms until the host is in `state`;
+ * returns its "host" object (owned by the caller). Fails the test after
+ * timeout_ms, at once when the host is unknown (404), and at once when it
+ * reached an ended state ("exited" or "failed") other than `state` — an
+ * ended host never changes again. *elapsed_ms (may be NULL) gets the ms
+ * waited. */
+json_t *it_wait_host_state(it_env_t *env, const char *host_id, const char *state, int timeout_ms,
+                           uint64_t *elapsed_ms);
 
 /* ---- a bus client --------------------------------------------------- */
 

@@ -299,6 +299,172 @@ static void test_free_null_safe(void **state)
     plat_envelope_free(NULL);
 }
 
+/* Encode and decode `m` (after filling ids): what goes over the wire. */
+static Plat__PlatformMessage *roundtrip(Plat__PlatformMessage *m)
+{
+    assert_valid_after_ids(m);
+    m->header->kind = PLAT__MESSAGE_KIND__MESSAGE_KIND_REQUEST;
+    m->header->seq_no = 3;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(plat_envelope_encode(m, 0, &buf, &len), 0);
+    Plat__PlatformMessage *d = NULL;
+    assert_int_equal(plat_envelope_decode(buf, len, 0, &d, NULL), 0);
+    free(buf);
+    return d;
+}
+
+static void test_plugin_action(void **state)
+{
+    Plat__PlatformMessage *m = plat_msg_plugin_action(
+        UUID, PLAT__PLUGIN_ACTION__PLUGIN_ACTION_UPGRADE, "hello", "2.0.0", "/store/hello/2.0.0",
+        "libhello.so", "{\"greeting_name\":\"Ada\"}", "1.0.0", "org-1", 5000);
+    assert_fresh_header(m);
+    assert_int_equal(m->channel_case, PLAT__PLATFORM_MESSAGE__CHANNEL_PLUGIN);
+    assert_int_equal(m->plugin->body_case, PLAT__PLUGIN_MESSAGE__BODY_ACTION);
+    Plat__PlatformMessage *d = roundtrip(m);
+    plat_envelope_free(&m);
+    const Plat__PluginActionRequest *r = d->plugin->action;
+    assert_string_equal(r->instance, UUID);
+    assert_int_equal(r->action, PLAT__PLUGIN_ACTION__PLUGIN_ACTION_UPGRADE);
+    assert_string_equal(r->plugin, "hello");
+    assert_string_equal(r->version, "2.0.0");
+    assert_string_equal(r->package_dir, "/store/hello/2.0.0");
+    assert_string_equal(r->entry, "libhello.so");
+    assert_string_equal(r->config_json, "{\"greeting_name\":\"Ada\"}");
+    assert_string_equal(r->from_version, "1.0.0");
+    assert_string_equal(r->org, "org-1");
+    assert_int_equal(r->timeout_ms, 5000);
+    plat_envelope_free(&d);
+
+    /* NULL strings read as empty */
+    m = plat_msg_plugin_action(UUID, PLAT__PLUGIN_ACTION__PLUGIN_ACTION_START, NULL, NULL, NULL,
+                               NULL, NULL, NULL, NULL, 0);
+    assert_non_null(m);
+    assert_empty_str(m->plugin->action->plugin);
+    assert_empty_str(m->plugin->action->from_version);
+    assert_empty_str(m->plugin->action->org);
+    assert_valid_after_ids(m);
+    plat_envelope_free(&m);
+}
+
+static void test_plugin_event(void **state)
+{
+    Plat__HttpHeader h1 = PLAT__HTTP_HEADER__INIT, h2 = PLAT__HTTP_HEADER__INIT;
+    h1.name = "Content-Type";
+    h1.value = "application/json";
+    h2.name = "X-Empty";
+    h2.value = NULL;
+    const Plat__HttpHeader *hs[] = {&h1, NULL, &h2};
+    static const uint8_t body[] = {'{', '}', 0, 0xff};
+    Plat__PlatformMessage *m = plat_msg_plugin_event(UUID, "POST", "/x", hs, 3, body, sizeof body);
+    assert_fresh_header(m);
+    assert_int_equal(m->plugin->body_case, PLAT__PLUGIN_MESSAGE__BODY_EVENT);
+    /* copies, not the caller's pointers */
+    assert_ptr_not_equal(m->plugin->event->body.data, body);
+    assert_ptr_not_equal(m->plugin->event->headers[0], &h1);
+    Plat__PlatformMessage *d = roundtrip(m);
+    plat_envelope_free(&m);
+    const Plat__PluginEvent *e = d->plugin->event;
+    assert_string_equal(e->instance, UUID);
+    assert_string_equal(e->method, "POST");
+    assert_string_equal(e->path, "/x");
+    assert_int_equal(e->n_headers, 2); /* the NULL entry is skipped */
+    assert_string_equal(e->headers[0]->name, "Content-Type");
+    assert_string_equal(e->headers[0]->value, "application/json");
+    assert_string_equal(e->headers[1]->name, "X-Empty");
+    assert_string_equal(e->headers[1]->value, "");
+    assert_int_equal(e->body.len, sizeof body);
+    assert_memory_equal(e->body.data, body, sizeof body);
+    plat_envelope_free(&d);
+
+    /* no headers, no body */
+    m = plat_msg_plugin_event(UUID, "GET", "/", NULL, 5, NULL, 0);
+    assert_non_null(m);
+    assert_int_equal(m->plugin->event->n_headers, 0);
+    assert_int_equal(m->plugin->event->body.len, 0);
+    assert_null(m->plugin->event->body.data);
+    assert_valid_after_ids(m);
+    plat_envelope_free(&m);
+}
+
+static void test_plugin_action_result(void **state)
+{
+    Plat__PlatformMessage *m = plat_msg_plugin_action_result(0, "ignored", "ignored");
+    assert_fresh_header(m);
+    assert_int_equal(m->plugin->body_case, PLAT__PLUGIN_MESSAGE__BODY_ACTION_RESULT);
+    assert_null(m->plugin->action_result->error);
+    assert_valid_after_ids(m);
+    plat_envelope_free(&m);
+
+    m = plat_msg_plugin_action_result(-EPROTO, "built for plugin ABI version 2", UUID);
+    assert_non_null(m);
+    Plat__PlatformMessage *d = roundtrip(m);
+    plat_envelope_free(&m);
+    const Plat__ErrorMessage *e = d->plugin->action_result->error;
+    assert_non_null(e);
+    assert_int_equal(e->code, -EPROTO);
+    assert_string_equal(e->message, "built for plugin ABI version 2");
+    assert_string_equal(e->detail, UUID);
+    plat_envelope_free(&d);
+
+    m = plat_msg_plugin_action_result(-EIO, NULL, NULL);
+    assert_non_null(m);
+    assert_empty_str(m->plugin->action_result->error->message);
+    plat_envelope_free(&m);
+}
+
+static void test_plugin_response(void **state)
+{
+    Plat__PlatformMessage *m =
+        plat_msg_plugin_response(200, "text/plain", (const uint8_t *)"hello, world", 12, 0, NULL);
+    assert_fresh_header(m);
+    assert_int_equal(m->plugin->body_case, PLAT__PLUGIN_MESSAGE__BODY_RESPONSE);
+    assert_int_equal(plat_msg_plugin_response_add_header(m, "X-A", "1"), 0);
+    assert_int_equal(plat_msg_plugin_response_add_header(m, "X-B", NULL), 0);
+    assert_int_equal(plat_msg_plugin_response_add_header(m, NULL, "x"), -EINVAL);
+    Plat__PlatformMessage *d = roundtrip(m);
+    plat_envelope_free(&m);
+    const Plat__PluginEventResponse *r = d->plugin->response;
+    assert_int_equal(r->status, 200);
+    assert_null(r->error);
+    assert_int_equal(r->n_headers, 3);
+    assert_string_equal(r->headers[0]->name, "Content-Type");
+    assert_string_equal(r->headers[0]->value, "text/plain");
+    assert_string_equal(r->headers[1]->name, "X-A");
+    assert_string_equal(r->headers[1]->value, "1");
+    assert_string_equal(r->headers[2]->value, "");
+    assert_int_equal(r->body.len, 12);
+    assert_memory_equal(r->body.data, "hello, world", 12);
+    plat_envelope_free(&d);
+
+    /* an error, no content type, no body */
+    m = plat_msg_plugin_response(500, NULL, NULL, 0, -EIO, "on_event failed");
+    assert_non_null(m);
+    assert_int_equal(m->plugin->response->n_headers, 0);
+    assert_int_equal(m->plugin->response->body.len, 0);
+    assert_non_null(m->plugin->response->error);
+    assert_int_equal(m->plugin->response->error->code, -EIO);
+    assert_string_equal(m->plugin->response->error->message, "on_event failed");
+    assert_valid_after_ids(m);
+    plat_envelope_free(&m);
+
+    /* "" content type adds no header */
+    m = plat_msg_plugin_response(204, "", NULL, 0, 0, NULL);
+    assert_non_null(m);
+    assert_int_equal(m->plugin->response->n_headers, 0);
+    plat_envelope_free(&m);
+
+    /* add_header only on a Plugin.response */
+    m = plat_msg_pong(PLAT__HOST_STATE__HOST_STATE_READY);
+    assert_int_equal(plat_msg_plugin_response_add_header(m, "X", "y"), -EINVAL);
+    plat_envelope_free(&m);
+    m = plat_msg_plugin_action_result(0, NULL, NULL);
+    assert_int_equal(plat_msg_plugin_response_add_header(m, "X", "y"), -EINVAL);
+    plat_envelope_free(&m);
+    assert_int_equal(plat_msg_plugin_response_add_header(NULL, "X", "y"), -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -313,6 +479,10 @@ int main(void)
         cmocka_unit_test(test_set_error),
         cmocka_unit_test(test_strdup),
         cmocka_unit_test(test_free_null_safe),
+        cmocka_unit_test(test_plugin_action),
+        cmocka_unit_test(test_plugin_event),
+        cmocka_unit_test(test_plugin_action_result),
+        cmocka_unit_test(test_plugin_response),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

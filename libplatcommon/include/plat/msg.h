@@ -67,6 +67,40 @@ Plat__PlatformMessage *plat_msg_host_lifecycle_response(const char *host_id, int
                                                         const char *hostboot, int code,
                                                         const char *message, const char *detail);
 
+/* Plugin */
+/* Plugin.action REQUEST (platform -> host): run one lifecycle hook of one
+ * instance. Every string may be NULL (sent as ""). */
+Plat__PlatformMessage *plat_msg_plugin_action(const char *instance, Plat__PluginAction action,
+                                              const char *plugin, const char *version,
+                                              const char *package_dir, const char *entry,
+                                              const char *config_json, const char *from_version,
+                                              const char *org, uint32_t timeout_ms);
+
+/* Plugin.event REQUEST (platform -> host). `headers` may be NULL (NULL
+ * entries are skipped); the headers and `body` are copied. */
+Plat__PlatformMessage *plat_msg_plugin_event(const char *instance, const char *method,
+                                             const char *path,
+                                             const Plat__HttpHeader *const *headers,
+                                             size_t n_headers, const uint8_t *body,
+                                             size_t body_len);
+
+/* Plugin.action_result REPLY (host -> platform): code 0 = the hook
+ * succeeded (no error), else error{code, message, detail}. */
+Plat__PlatformMessage *plat_msg_plugin_action_result(int code, const char *message,
+                                                     const char *detail);
+
+/* Plugin.response REPLY (host -> platform): status, a Content-Type header
+ * when `content_type` is non-empty, a copy of `body`, and error{code,
+ * message} when code != 0. */
+Plat__PlatformMessage *plat_msg_plugin_response(uint32_t status, const char *content_type,
+                                                const uint8_t *body, size_t len, int code,
+                                                const char *message);
+
+/* Append a header to a message built by plat_msg_plugin_response.
+ * 0, -EINVAL (not a Plugin.response, NULL name) or -ENOMEM. */
+int plat_msg_plugin_response_add_header(Plat__PlatformMessage *m, const char *name,
+                                        const char *value);
+
 /* Set header.error on `m` (replacing any). `message`/`detail` may be NULL.
  * Returns 0 or -ENOMEM. */
 int plat_msg_set_error(Plat__PlatformMessage *m, int code, const char *message,

@@ -1,0 +1,920 @@
+/* Plugin instances through their lifecycle (see lifecycle.h). */
+#include "lifecycle.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "package.h"
+#include "platformd.h"
+
+typedef struct op op_t;
+
+/* One action in flight on one instance. An upgrade is a short chain of
+ * steps (stop old, upgrade new, start new), with a rollback chain. */
+struct op {
+    op_t *next;
+    pd_lifecycle_t *lc;
+    pd_action_t action;             /* what the caller asked */
+    pd_store_instance_t inst;       /* working copy; persisted at each step */
+    pd_store_package_t pkg;         /* the package of the current step */
+    char host_id[PLAT_ID_MAX + 1];  /* the host of the current step */
+    pd_action_t steps[4];
+    size_t n_steps, step;
+    char from_version[PD_STORE_VERSION_MAX + 1]; /* upgrade: the old version */
+    char to_version[PD_STORE_VERSION_MAX + 1];   /* upgrade: the new version */
+    char before_state[PD_STORE_FIELD_MAX + 1];   /* state before the action */
+    bool rolling_back;
+    int fail_code;                  /* the failure being rolled back */
+    char fail_why[PD_STORE_ERROR_MAX + 1]; /* and why */
+    bool is_install;
+    bool waiting;                   /* a bus request or host start refers to us */
+    bool cancelled;
+    pd_action_cb cb;
+    void *arg;
+};
+
+struct pd_lifecycle {
+    pd_t *pd;
+    pd_store_t *store;
+    pd_hostmap_t *map;
+    char packages_dir[PATH_MAX];
+    op_t *ops;
+    uv_timer_t idle_timer;
+};
+
+static const Plat__PluginAction g_wire_action[PD_ACTION_COUNT] = {
+    [PD_ACTION_INSTALL] = PLAT__PLUGIN_ACTION__PLUGIN_ACTION_INSTALL,
+    [PD_ACTION_UNINSTALL] = PLAT__PLUGIN_ACTION__PLUGIN_ACTION_UNINSTALL,
+    [PD_ACTION_ENABLE] = PLAT__PLUGIN_ACTION__PLUGIN_ACTION_ENABLE,
+    [PD_ACTION_DISABLE] = PLAT__PLUGIN_ACTION__PLUGIN_ACTION_DISABLE,
+    [PD_ACTION_UPGRADE] = PLAT__PLUGIN_ACTION__PLUGIN_ACTION_UPGRADE,
+    [PD_ACTION_START] = PLAT__PLUGIN_ACTION__PLUGIN_ACTION_START,
+    [PD_ACTION_STOP] = PLAT__PLUGIN_ACTION__PLUGIN_ACTION_STOP,
+};
+
+/* ---- the state machine -------------------------------------------------- */
+
+static bool state_is(const char *s, const char *const *set)
+{
+    for (; *set; set++)
+        if (strcmp(s, *set) == 0)
+            return true;
+    return false;
+}
+
+/* NULL when `action` is allowed in `state`, else why not. */
+static const char *transition_refused(const char *state, pd_action_t action)
+{
+    static const char *const enable_from[] = {PD_STATE_INSTALLED, PD_STATE_DISABLED, NULL};
+    static const char *const disable_from[] = {PD_STATE_ENABLED, PD_STATE_STOPPED, NULL};
+    static const char *const start_from[] = {PD_STATE_ENABLED, PD_STATE_STOPPED, PD_STATE_FAILED,
+                                             NULL};
+    static const char *const stop_from[] = {PD_STATE_RUNNING, NULL};
+    static const char *const upgrade_from[] = {PD_STATE_INSTALLED, PD_STATE_ENABLED,
+                                               PD_STATE_DISABLED, PD_STATE_STOPPED,
+                                               PD_STATE_RUNNING, NULL};
+    static const char *const uninstall_from[] = {PD_STATE_INSTALLED, PD_STATE_ENABLED,
+                                                 PD_STATE_DISABLED, PD_STATE_STOPPED,
+                                                 PD_STATE_FAILED, NULL};
+    const char *const *from = NULL;
+    switch (action) {
+    case PD_ACTION_ENABLE: from = enable_from; break;
+    case PD_ACTION_DISABLE: from = disable_from; break;
+    case PD_ACTION_START: from = start_from; break;
+    case PD_ACTION_STOP: from = stop_from; break;
+    case PD_ACTION_UPGRADE: from = upgrade_from; break;
+    case PD_ACTION_UNINSTALL: from = uninstall_from; break;
+    default: return "install is not an action on an existing instance";
+    }
+    return state_is(state, from) ? NULL : "invalid transition";
+}
+
+/* The state an action leaves behind when it succeeds. */
+static const char *state_after(pd_action_t action, const char *before)
+{
+    switch (action) {
+    case PD_ACTION_INSTALL: return PD_STATE_INSTALLED;
+    case PD_ACTION_ENABLE: return PD_STATE_ENABLED;
+    case PD_ACTION_DISABLE: return PD_STATE_DISABLED;
+    case PD_ACTION_START: return PD_STATE_RUNNING;
+    case PD_ACTION_STOP: return PD_STATE_STOPPED;
+    case PD_ACTION_UNINSTALL: return PD_STATE_UNINSTALLED;
+    case PD_ACTION_UPGRADE:
+    default: return before;
+    }
+}
+
+/* ---- ops ------------------------------------------------------------------ */
+
+static op_t *op_of(pd_lifecycle_t *lc, const char *uuid)
+{
+    for (op_t *op = lc->ops; op; op = op->next)
+        if (strcmp(op->inst.uuid, uuid) == 0)
+            return op;
+    return NULL;
+}
+
+static void op_unlink(op_t *op)
+{
+    for (op_t **pp = &op->lc->ops; *pp; pp = &(*pp)->next)
+        if (*pp == op) {
+            *pp = op->next;
+            return;
+        }
+}
+
+static void op_free(op_t *op)
+{
+    pd_store_instance_clear(&op->inst);
+    pd_store_package_clear(&op->pkg);
+    free(op);
+}
+
+/* Persist, report, forget. Status 0 = the action succeeded. */
+static void op_done(op_t *op, int status, const char *why)
+{
+    pd_lifecycle_t *lc = op->lc;
+    op_unlink(op);
+    const char *name = pd_action_name(op->action);
+    bool removed = status == 0 && op->action == PD_ACTION_UNINSTALL;
+    if (status == 0)
+        plat_log_notice("lifecycle", "%s done instance=%s plugin=%s version=%s state=%s", name,
+                        op->inst.uuid, op->inst.plugin, op->inst.version,
+                        removed ? "removed" : op->inst.actual_state);
+    else
+        plat_log_warn("lifecycle", "%s failed: %s (%d) instance=%s plugin=%s version=%s state=%s",
+                      name, why, status, op->inst.uuid, op->inst.plugin, op->inst.version,
+                      op->inst.actual_state);
+    if (lc->store && !(op->is_install && status != 0 && !op->inst.created_at))
+        pd_store_record_action(lc->store, op->inst.uuid, name, status == 0 ? "ok" : "error",
+                               status == 0 ? NULL : why);
+    if (op->cb)
+        op->cb(status, why, removed ? NULL : &op->inst, op->arg);
+    op_free(op);
+}
+
+/* Write the working copy; a failure to persist fails the action. */
+static int persist(op_t *op)
+{
+    int rc = pd_store_update_instance(op->lc->store, &op->inst);
+    if (rc < 0)
+        plat_log_err("lifecycle", "cannot persist instance state: %s instance=%s",
+                     pd_store_why(op->lc->store), op->inst.uuid);
+    return rc;
+}
+
+/* Copy a state name into a field (the source may be that same field). */
+static void copy_state(char *dst, size_t size, const char *src)
+{
+    if (dst != src)
+        snprintf(dst, size, "%s", src);
+}
+
+static void set_state(op_t *op, const char *actual, const char *error)
+{
+    copy_state(op->inst.actual_state, sizeof op->inst.actual_state, actual);
+    if (error != op->inst.last_error)
+        snprintf(op->inst.last_error, sizeof op->inst.last_error, "%s", error ? error : "");
+}
+
+static void run_step(op_t *op);
+static void step_result(op_t *op, int status, const char *why);
+
+static void dev_hosts_of(const pd_endpoint_t *ep, void *arg);
+
+typedef struct {
+    const char *language;
+    const char **ids;
+    size_t n, cap;
+} dev_list_t;
+
+static void dev_hosts_of(const pd_endpoint_t *ep, void *arg)
+{
+    dev_list_t *d = arg;
+    if (ep->kind == PD_EP_HOST && ep->dev && !ep->lost && ep->host_state == PD_HOST_READY &&
+        strcmp(ep->language, d->language) == 0 && d->n < d->cap)
+        d->ids[d->n++] = ep->id;
+}
+
+static void on_action_reply(int status, const Plat__PlatformMessage *reply, void *arg)
+{
+    op_t *op = arg;
+    op->waiting = false;
+    if (op->cancelled) {
+        op_free(op);
+        return;
+    }
+    if (status == -ETIMEDOUT) {
+        char why[160];
+        snprintf(why, sizeof why, "%s hook did not finish within %lld ms; its host is killed",
+                 pd_action_name(op->steps[op->step]),
+                 (long long)op->lc->pd->cfg->plugins.action_timeout_ms);
+        char ignored[128];
+        char host[PLAT_ID_MAX + 1];
+        snprintf(host, sizeof host, "%s", op->host_id);
+        pd_lifecycle_host_gone(op->lc, host, why);
+        pd_hosts_delete(op->lc->pd, host, ignored, sizeof ignored);
+        step_result(op, -ETIMEDOUT, why);
+        return;
+    }
+    if (status != 0) {
+        step_result(op, status, "platform stopping");
+        return;
+    }
+    const Plat__ErrorMessage *err = reply->header->error;
+    if (!err && reply->channel_case == PLAT__PLATFORM_MESSAGE__CHANNEL_PLUGIN &&
+        reply->plugin->body_case == PLAT__PLUGIN_MESSAGE__BODY_ACTION_RESULT)
+        err = reply->plugin->action_result->error;
+    else if (!err)
+        err = NULL;
+    if (err && err->code) {
+        char why[300];
+        snprintf(why, sizeof why, "%s%s%s", err->message, err->detail[0] ? ": " : "",
+                 err->detail);
+        step_result(op, err->code, why);
+        return;
+    }
+    step_result(op, 0, NULL);
+}
+
+static void send_action(op_t *op)
+{
+    pd_lifecycle_t *lc = op->lc;
+    char dir[PATH_MAX + 2 * (PD_STORE_ID_MAX + 2)];
+    snprintf(dir, sizeof dir, "%s/%s/%s", lc->packages_dir, op->pkg.id, op->pkg.version);
+    pd_action_t a = op->steps[op->step];
+    Plat__PlatformMessage *m = plat_msg_plugin_action(
+        op->inst.uuid, g_wire_action[a], op->pkg.id, op->pkg.version, dir, op->pkg.entry,
+        op->inst.config_json ? op->inst.config_json : "{}",
+        a == PD_ACTION_UPGRADE ? op->from_version : "", op->inst.org,
+        (uint32_t)lc->pd->cfg->plugins.action_timeout_ms);
+    int64_t rc = m ? plat_bus_request(lc->pd->bus, op->host_id, m,
+                                      (uint32_t)lc->pd->cfg->plugins.action_timeout_ms,
+                                      on_action_reply, op)
+                   : -ENOMEM;
+    plat_envelope_free(&m);
+    if (rc < 0) {
+        step_result(op, (int)rc, "host not reachable on the bus");
+        return;
+    }
+    op->waiting = true;
+}
+
+/* The host of this step exists and is in the map: attach and run. */
+static void attach_and_send(op_t *op, bool attached)
+{
+    uint64_t now = plat_mono_ms();
+    if (!attached) {
+        int rc = pd_hostmap_attach(op->lc->map, op->inst.uuid, op->host_id, false, now);
+        if (rc < 0 && rc != -EEXIST) {
+            step_result(op, rc, "cannot attach the instance to its host");
+            return;
+        }
+    }
+    int rc = pd_hostmap_begin(op->lc->map, op->inst.uuid, op->host_id, now);
+    if (rc < 0) {
+        step_result(op, rc, "cannot begin the action on the host");
+        return;
+    }
+    send_action(op);
+}
+
+static void on_host_ready(pd_t *pd, const char *host_id, int status, const char *why, void *arg)
+{
+    (void)pd;
+    op_t *op = arg;
+    op->waiting = false;
+    if (op->cancelled) {
+        op_free(op);
+        return;
+    }
+    if (status != 0) {
+        step_result(op, status, why);
+        return;
+    }
+    pd_mode_t mode;
+    pd_mode_parse(op->inst.host_mode, &mode);
+    int rc = pd_hostmap_add_host(op->lc->map, host_id, op->pkg.language, op->pkg.runtime_version,
+                                 mode, plat_mono_ms());
+    if (rc < 0 && rc != -EEXIST) {
+        step_result(op, rc, "cannot record the new host");
+        return;
+    }
+    snprintf(op->host_id, sizeof op->host_id, "%s", host_id);
+    attach_and_send(op, false);
+}
+
+static void run_step(op_t *op)
+{
+    pd_lifecycle_t *lc = op->lc;
+    pd_t *pd = lc->pd;
+    pd_action_t a = op->steps[op->step];
+    /* The package this step runs in: an upgrade hook runs in the new
+     * version, and so does everything after it. */
+    if (a == PD_ACTION_UPGRADE && !op->rolling_back)
+        snprintf(op->inst.version, sizeof op->inst.version, "%s", op->to_version);
+    const char *version = op->inst.version;
+    pd_store_package_clear(&op->pkg);
+    int rc = pd_store_get_package(lc->store, op->inst.plugin, version, &op->pkg);
+    if (rc < 0) {
+        step_result(op, -ENOENT, "package not registered");
+        return;
+    }
+    pd_mode_t mode;
+    if (pd_mode_parse(op->inst.host_mode, &mode) < 0)
+        mode = PD_MODE_HIGH_PERFORMANCE;
+    const char *dev_ids[64];
+    dev_list_t dev = {.language = op->pkg.language, .ids = dev_ids, .cap = 64};
+    if (mode == PD_MODE_DEV)
+        pd_registry_foreach(pd->reg, dev_hosts_of, &dev);
+    pd_mode_opts_t mo = {.max_instances_per_host = (size_t)pd->cfg->plugins.max_instances_per_host};
+    pd_mode_choice_t c = pd_mode_choose(lc->map, mode, a, op->inst.uuid, op->pkg.language,
+                                        op->pkg.runtime_version, &mo, dev.ids, dev.n);
+    if (c.kind == PD_CHOICE_ERROR) {
+        step_result(op, c.error ? c.error : -EINVAL, c.reason ? c.reason : "no host");
+        return;
+    }
+    uint64_t now = plat_mono_ms();
+    if (c.leave_host[0]) {
+        pd_hostmap_detach(lc->map, op->inst.uuid, now);
+        if (c.kill_leave_host) {
+            char why[128];
+            pd_hostmap_retire(lc->map, c.leave_host, NULL);
+            pd_hosts_delete(pd, c.leave_host, why, sizeof why);
+        }
+    }
+    if (c.kind == PD_CHOICE_SPAWN) {
+        char id[PLAT_ID_MAX + 1], why[512];
+        rc = pd_hosts_start(pd, op->pkg.language, op->pkg.runtime_version, pd_mode_name(mode),
+                            NULL, on_host_ready, op, id, why, sizeof why);
+        if (rc < 0) {
+            step_result(op, rc, why);
+            return;
+        }
+        op->waiting = true;
+        return;
+    }
+    snprintf(op->host_id, sizeof op->host_id, "%s", c.host_id);
+    if (c.add_first) {
+        const pd_endpoint_t *ep = pd_registry_find(pd->reg, c.host_id);
+        pd_hostmap_add_host(lc->map, c.host_id, op->pkg.language,
+                            ep ? ep->runtime_version : op->pkg.runtime_version, mode, now);
+    }
+    attach_and_send(op, c.attached);
+}
+
+/* Next step, or the end of the chain. */
+static void advance(op_t *op)
+{
+    if (++op->step < op->n_steps) {
+        run_step(op);
+        return;
+    }
+    if (op->rolling_back) {
+        /* Back where it was; the reason stays visible on the instance. */
+        set_state(op, op->inst.actual_state, op->fail_why);
+        persist(op);
+        op_done(op, op->fail_code ? op->fail_code : -EIO, op->fail_why);
+        return;
+    }
+    op_done(op, 0, NULL);
+}
+
+static void step_result(op_t *op, int status, const char *why)
+{
+    pd_lifecycle_t *lc = op->lc;
+    pd_action_t a = op->steps[op->step];
+    char kill_host[PD_HOSTMAP_ID_MAX + 1] = "";
+    if (op->host_id[0] &&
+        pd_mode_finish(lc->map, a, op->inst.uuid, status == 0, plat_mono_ms(), kill_host) == 1 &&
+        kill_host[0]) {
+        char ignored[128];
+        pd_hosts_delete(lc->pd, kill_host, ignored, sizeof ignored);
+    }
+    op->host_id[0] = 0;
+    if (status == 0) {
+        if (a == PD_ACTION_UPGRADE) {
+            snprintf(op->inst.previous_version, sizeof op->inst.previous_version, "%s",
+                     op->from_version);
+        } else {
+            set_state(op, state_after(a, op->inst.actual_state), NULL);
+        }
+        if (a == PD_ACTION_UNINSTALL) {
+            pd_store_delete_instance(lc->store, op->inst.uuid);
+        } else if (persist(op) < 0) {
+            op_done(op, -EIO, "cannot persist the instance state");
+            return;
+        }
+        advance(op);
+        return;
+    }
+    /* A failed step. */
+    if (op->action == PD_ACTION_UPGRADE && !op->rolling_back) {
+        /* Back to the old version and the state it had. */
+        plat_log_warn("lifecycle", "upgrade step %s failed: %s, rolling back to %s instance=%s",
+                      pd_action_name(a), why, op->from_version, op->inst.uuid);
+        op->rolling_back = true;
+        op->fail_code = status;
+        snprintf(op->inst.version, sizeof op->inst.version, "%s", op->from_version);
+        op->inst.previous_version[0] = 0;
+        char err[PD_STORE_ERROR_MAX + 1];
+        snprintf(err, sizeof err, "upgrade to %s failed (%s): rolled back", op->to_version, why);
+        snprintf(op->fail_why, sizeof op->fail_why, "%s", err);
+        bool was_running = strcmp(op->before_state, PD_STATE_RUNNING) == 0;
+        set_state(op, was_running ? PD_STATE_STOPPED : op->before_state, err);
+        persist(op);
+        op->n_steps = 0;
+        op->step = 0;
+        if (was_running && strcmp(op->inst.actual_state, PD_STATE_RUNNING) != 0)
+            op->steps[op->n_steps++] = PD_ACTION_START;
+        if (op->n_steps) {
+            op->step = 0;
+            run_step(op);
+            return;
+        }
+        op->n_steps = 1;
+        op->step = 0;
+        advance(op);
+        return;
+    }
+    /* Start, stop and install failures leave the instance failed; enable,
+     * disable and uninstall leave its state as it was. */
+    if (a == PD_ACTION_START || a == PD_ACTION_STOP || a == PD_ACTION_INSTALL)
+        set_state(op, PD_STATE_FAILED, why);
+    else
+        set_state(op, op->inst.actual_state, why);
+    persist(op);
+    op_done(op, status, why);
+}
+
+static op_t *op_new(pd_lifecycle_t *lc, pd_action_t action, pd_action_cb cb, void *arg)
+{
+    op_t *op = calloc(1, sizeof *op);
+    if (!op)
+        return NULL;
+    op->lc = lc;
+    op->action = action;
+    op->cb = cb;
+    op->arg = arg;
+    return op;
+}
+
+static void op_start(op_t *op)
+{
+    op->next = op->lc->ops;
+    op->lc->ops = op;
+    run_step(op);
+}
+
+/* ---- public ---------------------------------------------------------------- */
+
+int pd_lifecycle_install(pd_lifecycle_t *lc, const char *plugin, const char *version,
+                         const char *org, const char *config_json, pd_action_cb cb, void *arg,
+                         char *why, size_t why_size)
+{
+    if (!plugin || !version || !org || !*org || strlen(org) > PD_STORE_ID_MAX) {
+        snprintf(why, why_size, "plugin, version and org (1-%d characters) are required",
+                 PD_STORE_ID_MAX);
+        return -EINVAL;
+    }
+    pd_store_package_t pkg = {0};
+    if (pd_store_get_package(lc->store, plugin, version, &pkg) < 0) {
+        snprintf(why, why_size, "package %.64s %.64s is not registered", plugin, version);
+        return -ENOENT;
+    }
+    op_t *op = op_new(lc, PD_ACTION_INSTALL, cb, arg);
+    if (!op) {
+        pd_store_package_clear(&pkg);
+        snprintf(why, why_size, "out of memory");
+        return -ENOMEM;
+    }
+    char uuid[PLAT_UUID_LEN + 1];
+    plat_uuid_new(uuid);
+    pd_store_instance_t *in = &op->inst;
+    snprintf(in->uuid, sizeof in->uuid, "%s", uuid);
+    snprintf(in->plugin, sizeof in->plugin, "%s", plugin);
+    snprintf(in->version, sizeof in->version, "%s", version);
+    snprintf(in->org, sizeof in->org, "%s", org);
+    in->config_json = strdup(config_json ? config_json : "{}");
+    snprintf(in->actual_state, sizeof in->actual_state, "%s", PD_STATE_INSTALLED);
+    snprintf(in->desired_state, sizeof in->desired_state, "%s", PD_STATE_INSTALLED);
+    snprintf(in->host_mode, sizeof in->host_mode, "%s", pkg.host_mode);
+    pd_store_package_clear(&pkg);
+    /* Recorded before the hook runs, so a restart never forgets it; an
+     * install that fails leaves it "failed" for the operator to see. */
+    int rc = in->config_json ? pd_store_insert_instance(lc->store, in) : -ENOMEM;
+    if (rc < 0) {
+        snprintf(why, why_size, "cannot record the instance: %s", pd_store_why(lc->store));
+        op_free(op);
+        return rc;
+    }
+    pd_store_get_instance(lc->store, uuid, in); /* created_at etc. */
+    op->is_install = true;
+    op->steps[op->n_steps++] = PD_ACTION_INSTALL;
+    snprintf(op->before_state, sizeof op->before_state, "%s", "");
+    plat_log_info("lifecycle", "install instance=%s plugin=%s version=%s org=%s", uuid, plugin,
+                  version, org);
+    op_start(op);
+    return 0;
+}
+
+int pd_lifecycle_act(pd_lifecycle_t *lc, const char *uuid, pd_action_t action,
+                     const char *version, pd_action_cb cb, void *arg, char *why, size_t why_size)
+{
+    if (!plat_uuid_valid(uuid)) {
+        snprintf(why, why_size, "not an instance id");
+        return -ENOENT;
+    }
+    if (op_of(lc, uuid)) {
+        snprintf(why, why_size, "an action is already in progress on this instance");
+        return -EBUSY;
+    }
+    op_t *op = op_new(lc, action, cb, arg);
+    if (!op) {
+        snprintf(why, why_size, "out of memory");
+        return -ENOMEM;
+    }
+    int rc = pd_store_get_instance(lc->store, uuid, &op->inst);
+    if (rc < 0) {
+        snprintf(why, why_size, "no such instance");
+        op_free(op);
+        return -ENOENT;
+    }
+    const char *refused = transition_refused(op->inst.actual_state, action);
+    if (refused) {
+        snprintf(why, why_size, "%s: cannot %s an instance that is %s", refused,
+                 pd_action_name(action), op->inst.actual_state);
+        op_free(op);
+        return -EPERM;
+    }
+    snprintf(op->before_state, sizeof op->before_state, "%s", op->inst.actual_state);
+    if (action == PD_ACTION_UPGRADE) {
+        pd_store_package_t pkg = {0};
+        if (!version || pd_store_get_package(lc->store, op->inst.plugin, version, &pkg) < 0) {
+            snprintf(why, why_size, "package %.64s %.64s is not registered", op->inst.plugin,
+                     version ? version : "(none)");
+            op_free(op);
+            return -ENOENT;
+        }
+        pd_store_package_clear(&pkg);
+        int cmp = 0;
+        if (pd_semver_compare(version, op->inst.version, &cmp) < 0 || cmp == 0) {
+            snprintf(why, why_size, "upgrade needs another version than %s", op->inst.version);
+            op_free(op);
+            return -EINVAL;
+        }
+        snprintf(op->from_version, sizeof op->from_version, "%s", op->inst.version);
+        snprintf(op->to_version, sizeof op->to_version, "%s", version);
+        bool running = strcmp(op->inst.actual_state, PD_STATE_RUNNING) == 0;
+        if (running)
+            op->steps[op->n_steps++] = PD_ACTION_STOP;
+        op->steps[op->n_steps++] = PD_ACTION_UPGRADE;
+        if (running)
+            op->steps[op->n_steps++] = PD_ACTION_START;
+        /* The version switch happens before the upgrade hook: it runs in
+         * the new version (steps before it still use the old one). */
+    } else {
+        op->steps[op->n_steps++] = action;
+    }
+    const char *desired = action == PD_ACTION_UPGRADE ? op->inst.desired_state
+                                                      : state_after(action, op->inst.actual_state);
+    copy_state(op->inst.desired_state, sizeof op->inst.desired_state, desired);
+    if (action != PD_ACTION_UNINSTALL && persist(op) < 0) {
+        snprintf(why, why_size, "cannot persist the desired state");
+        op_free(op);
+        return -EIO;
+    }
+    plat_log_info("lifecycle", "%s instance=%s plugin=%s version=%s state=%s%s%s",
+                  pd_action_name(action), uuid, op->inst.plugin, op->inst.version,
+                  op->inst.actual_state, version ? " to=" : "", version ? version : "");
+    op_start(op);
+    return 0;
+}
+
+/* ---- invoke ------------------------------------------------------------------ */
+
+typedef struct {
+    pd_invoke_cb cb;
+    void *arg;
+} invoke_t;
+
+static void on_invoke_reply(int status, const Plat__PlatformMessage *reply, void *arg)
+{
+    invoke_t *iv = arg;
+    if (status != 0) {
+        iv->cb(status, status == -ETIMEDOUT ? "the plugin did not answer in time"
+                                            : "platform stopping",
+               0, NULL, NULL, 0, iv->arg);
+        free(iv);
+        return;
+    }
+    const Plat__PluginEventResponse *r =
+        reply->channel_case == PLAT__PLATFORM_MESSAGE__CHANNEL_PLUGIN &&
+                reply->plugin->body_case == PLAT__PLUGIN_MESSAGE__BODY_RESPONSE
+            ? reply->plugin->response
+            : NULL;
+    const Plat__ErrorMessage *err = reply->header->error ? reply->header->error
+                                    : r && r->error      ? r->error
+                                                         : NULL;
+    if (err && err->code) {
+        iv->cb(err->code, err->message, 0, NULL, NULL, 0, iv->arg);
+    } else if (!r) {
+        iv->cb(-EPROTO, "the host answered without a response", 0, NULL, NULL, 0, iv->arg);
+    } else {
+        const char *ctype = "";
+        for (size_t i = 0; i < r->n_headers; i++)
+            if (strcasecmp(r->headers[i]->name, "content-type") == 0)
+                ctype = r->headers[i]->value;
+        iv->cb(0, NULL, r->status ? r->status : 200, ctype, r->body.data, r->body.len, iv->arg);
+    }
+    free(iv);
+}
+
+int pd_lifecycle_invoke(pd_lifecycle_t *lc, const char *uuid, const char *method,
+                        const char *path, const char *content_type, const uint8_t *body,
+                        size_t len, pd_invoke_cb cb, void *arg, char *why, size_t why_size)
+{
+    pd_store_instance_t inst = {0};
+    if (!plat_uuid_valid(uuid) || pd_store_get_instance(lc->store, uuid, &inst) < 0) {
+        snprintf(why, why_size, "no such instance");
+        return -ENOENT;
+    }
+    bool running = strcmp(inst.actual_state, PD_STATE_RUNNING) == 0;
+    pd_store_instance_clear(&inst);
+    char host[PD_HOSTMAP_ID_MAX + 1];
+    if (!running || pd_hostmap_host_of(lc->map, uuid, host) < 0) {
+        snprintf(why, why_size, "the instance is not running");
+        return -EPERM;
+    }
+    Plat__HttpHeader ct = PLAT__HTTP_HEADER__INIT;
+    ct.name = "content-type";
+    ct.value = (char *)(content_type ? content_type : "");
+    const Plat__HttpHeader *hdrs[1] = {&ct};
+    Plat__PlatformMessage *m = plat_msg_plugin_event(uuid, method, path, hdrs,
+                                                     content_type && *content_type ? 1 : 0, body,
+                                                     len);
+    invoke_t *iv = malloc(sizeof *iv);
+    int64_t rc = -ENOMEM;
+    if (m && iv) {
+        iv->cb = cb;
+        iv->arg = arg;
+        rc = plat_bus_request(lc->pd->bus, host, m,
+                              (uint32_t)lc->pd->cfg->plugins.action_timeout_ms, on_invoke_reply,
+                              iv);
+    }
+    plat_envelope_free(&m);
+    if (rc < 0) {
+        free(iv);
+        snprintf(why, why_size, "host %s not reachable: %s", host, strerror((int)-rc));
+        return (int)rc;
+    }
+    return 0;
+}
+
+/* ---- hosts going away ------------------------------------------------------------- */
+
+void pd_lifecycle_host_gone(pd_lifecycle_t *lc, const char *host_id, const char *why)
+{
+    pd_idlist_t detached = PD_IDLIST_INIT;
+    if (pd_hostmap_remove_host(lc->map, host_id, &detached) < 0)
+        return;
+    for (size_t i = 0; i < detached.n; i++) {
+        const char *uuid = detached.ids[i];
+        if (op_of(lc, uuid))
+            continue; /* the action in flight reports the failure */
+        pd_store_instance_t inst = {0};
+        if (pd_store_get_instance(lc->store, uuid, &inst) < 0)
+            continue;
+        if (strcmp(inst.actual_state, PD_STATE_RUNNING) == 0) {
+            char err[PD_STORE_ERROR_MAX + 1];
+            snprintf(err, sizeof err, "host %s ended: %s", host_id, why);
+            pd_store_update_instance_state(lc->store, uuid, PD_STATE_FAILED, NULL, err);
+            pd_store_record_action(lc->store, uuid, "crash", "error", err);
+            plat_log_warn("lifecycle", "instance failed: its host ended (%s) instance=%s "
+                                       "plugin=%s host=%s",
+                          why, uuid, inst.plugin, host_id);
+        }
+        pd_store_instance_clear(&inst);
+    }
+    pd_idlist_clear(&detached);
+}
+
+/* ---- restart ------------------------------------------------------------------------ */
+
+typedef struct {
+    char (*ids)[PLAT_UUID_LEN + 1];
+    size_t n, cap;
+} uuid_list_t;
+
+static int collect_to_start(const pd_store_instance_t *inst, void *arg)
+{
+    uuid_list_t *l = arg;
+    bool want = strcmp(inst->desired_state, PD_STATE_RUNNING) == 0;
+    if (!want)
+        return 0;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        void *ids = realloc(l->ids, cap * sizeof *l->ids);
+        if (!ids)
+            return -ENOMEM;
+        l->ids = ids;
+        l->cap = cap;
+    }
+    snprintf(l->ids[l->n++], sizeof l->ids[0], "%s", inst->uuid);
+    return 0;
+}
+
+static void on_reconciled(int status, const char *why, const pd_store_instance_t *inst, void *arg)
+{
+    (void)arg;
+    if (status < 0)
+        plat_log_warn("lifecycle", "could not bring an instance back after restart: %s "
+                                   "instance=%s",
+                      why, inst ? inst->uuid : "-");
+}
+
+void pd_lifecycle_reconcile(pd_lifecycle_t *lc)
+{
+    /* Nothing runs after a platform restart until it is started again:
+     * what was running is now stopped (its old host, if any, answers to a
+     * platform that does not know it), and desired = running is honoured. */
+    uuid_list_t l = {0};
+    pd_store_list_instances(lc->store, NULL, collect_to_start, &l);
+    for (size_t i = 0; i < l.n; i++) {
+        pd_store_update_instance_state(lc->store, l.ids[i], PD_STATE_STOPPED, NULL, NULL);
+        char why[256];
+        if (pd_lifecycle_act(lc, l.ids[i], PD_ACTION_START, NULL, on_reconciled, NULL, why,
+                             sizeof why) < 0)
+            plat_log_warn("lifecycle", "cannot restart instance after platform restart: %s "
+                                       "instance=%s",
+                          why, l.ids[i]);
+    }
+    if (l.n)
+        plat_log_notice("lifecycle", "restarting %zu instances whose desired state is running",
+                        l.n);
+    free(l.ids);
+}
+
+/* ---- idle powerSave hosts ------------------------------------------------------------- */
+
+static void on_idle_timer(uv_timer_t *t)
+{
+    pd_lifecycle_t *lc = t->data;
+    pd_idlist_t idle = PD_IDLIST_INIT;
+    if (pd_hostmap_idle(lc->map, plat_mono_ms(), (uint64_t)lc->pd->cfg->plugins.idle_ms, &idle) <
+        0)
+        return;
+    for (size_t i = 0; i < idle.n; i++) {
+        char why[128];
+        plat_log_info("lifecycle", "stopping idle powerSave host host=%s", idle.ids[i]);
+        pd_hostmap_retire(lc->map, idle.ids[i], NULL);
+        pd_hosts_delete(lc->pd, idle.ids[i], why, sizeof why);
+    }
+    pd_idlist_clear(&idle);
+}
+
+/* ---- setup --------------------------------------------------------------------------- */
+
+static int mkdir_p(const char *path)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
+        return -ENAMETOOLONG;
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+pd_lifecycle_t *pd_lifecycle_new(pd_t *pd, char *why, size_t why_size)
+{
+    pd_lifecycle_t *lc = calloc(1, sizeof *lc);
+    if (!lc) {
+        snprintf(why, why_size, "out of memory");
+        return NULL;
+    }
+    lc->pd = pd;
+    const char *dir = pd->cfg->state.dir;
+    char db[PATH_MAX];
+    int rc = mkdir_p(dir);
+    if (rc < 0 || snprintf(lc->packages_dir, sizeof lc->packages_dir, "%s/packages", dir) >=
+                      (int)sizeof lc->packages_dir ||
+        snprintf(db, sizeof db, "%s/platform.db", dir) >= (int)sizeof db) {
+        snprintf(why, why_size, "state directory %s: %s", dir,
+                 rc < 0 ? strerror(-rc) : "path too long");
+        free(lc);
+        return NULL;
+    }
+    char abs_pkg[PATH_MAX];
+    mkdir_p(lc->packages_dir);
+    if (realpath(lc->packages_dir, abs_pkg))
+        snprintf(lc->packages_dir, sizeof lc->packages_dir, "%s", abs_pkg);
+    rc = pd_store_open(db, &lc->store, why, why_size);
+    if (rc < 0) {
+        free(lc);
+        return NULL;
+    }
+    lc->map = pd_hostmap_new();
+    if (!lc->map) {
+        pd_store_close(&lc->store);
+        free(lc);
+        snprintf(why, why_size, "out of memory");
+        return NULL;
+    }
+    uv_timer_init(pd->loop, &lc->idle_timer);
+    lc->idle_timer.data = lc;
+    uint64_t every = (uint64_t)pd->cfg->plugins.idle_ms / 4;
+    if (every < 50)
+        every = 50;
+    uv_timer_start(&lc->idle_timer, on_idle_timer, every, every);
+    return lc;
+}
+
+static void free_lifecycle(uv_handle_t *h) { free(h->data); }
+
+void pd_lifecycle_destroy(pd_lifecycle_t **lcp)
+{
+    if (!lcp || !*lcp)
+        return;
+    pd_lifecycle_t *lc = *lcp;
+    *lcp = NULL;
+    while (lc->ops) {
+        op_t *op = lc->ops;
+        op_unlink(op);
+        if (op->cb)
+            op->cb(-ECANCELED, "platform stopping", &op->inst, op->arg);
+        op->cb = NULL;
+        if (op->waiting)
+            op->cancelled = true; /* freed by the pending callback */
+        else
+            op_free(op);
+    }
+    pd_hostmap_destroy(&lc->map);
+    pd_store_close(&lc->store);
+    uv_close((uv_handle_t *)&lc->idle_timer, free_lifecycle);
+}
+
+pd_store_t *pd_lifecycle_store(pd_lifecycle_t *lc) { return lc->store; }
+const char *pd_lifecycle_packages_dir(const pd_lifecycle_t *lc) { return lc->packages_dir; }
+
+int pd_lifecycle_register_package(pd_lifecycle_t *lc, const char *path, pd_store_package_t *out,
+                                  char *why, size_t why_size)
+{
+    pd_manifest_t m = {0};
+    int rc = pd_package_register(lc->packages_dir, path, &m, why, why_size);
+    if (rc < 0)
+        return rc;
+    memset(out, 0, sizeof *out);
+    snprintf(out->id, sizeof out->id, "%s", m.id);
+    snprintf(out->version, sizeof out->version, "%s", m.version);
+    snprintf(out->language, sizeof out->language, "%s", m.language);
+    snprintf(out->runtime_version, sizeof out->runtime_version, "%s", m.runtime_version);
+    snprintf(out->entry, sizeof out->entry, "%s", m.entry);
+    snprintf(out->host_mode, sizeof out->host_mode, "%s", pd_mode_name(m.host_mode));
+    char *pkgdir = pd_package_path(lc->packages_dir, m.id, m.version);
+    char mpath[PATH_MAX];
+    snprintf(mpath, sizeof mpath, "%s/manifest.json", pkgdir ? pkgdir : path);
+    free(pkgdir);
+    json_error_t jerr;
+    json_t *mj = json_load_file(mpath, 0, &jerr);
+    out->manifest_json = mj ? json_dumps(mj, JSON_COMPACT) : strdup("{}");
+    json_decref(mj);
+    pd_manifest_free(&m);
+    rc = pd_store_put_package(lc->store, out);
+    if (rc == -EEXIST)
+        return 0; /* the store already verified it is the same content */
+    if (rc < 0) {
+        snprintf(why, why_size, "cannot record the package: %s", pd_store_why(lc->store));
+        pd_store_package_clear(out);
+    }
+    return rc;
+}
+
+json_t *pd_lifecycle_instance_json(pd_lifecycle_t *lc, const pd_store_instance_t *in)
+{
+    char host[PD_HOSTMAP_ID_MAX + 1] = "";
+    pd_hostmap_host_of(lc->map, in->uuid, host);
+    json_error_t jerr;
+    json_t *config = json_loads(in->config_json ? in->config_json : "{}", 0, &jerr);
+    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:o, s:s, s:i, s:I, s:I, s:o, "
+                     "s:b}",
+                     "uuid", in->uuid, "plugin", in->plugin, "version", in->version, "org",
+                     in->org, "config", config ? config : json_object(), "state",
+                     in->actual_state, "desired_state", in->desired_state, "host_mode",
+                     in->host_mode, "host", host[0] ? json_string(host) : json_null(),
+                     "last_error", in->last_error, "crash_count", (int)in->crash_count,
+                     "created_at", (json_int_t)in->created_at, "updated_at",
+                     (json_int_t)in->updated_at, "previous_version",
+                     in->previous_version[0] ? json_string(in->previous_version) : json_null(),
+                     "busy", op_of(lc, in->uuid) != NULL);
+}

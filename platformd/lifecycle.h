@@ -1,0 +1,83 @@
+/* Plugin instances: the state machine of ARCHITECTURE.md section 7, run
+ * through the host modes (modes.h) on hosts from hosts.c, persisted in the
+ * store before anything is acknowledged.
+ *
+ *   install:   (new)                                  -> installed
+ *   enable:    installed, disabled                    -> enabled
+ *   disable:   enabled, stopped                       -> disabled
+ *   start:     enabled, stopped, failed               -> running
+ *   stop:      running                                -> stopped
+ *   upgrade:   installed, enabled, disabled, stopped, running -> same state,
+ *              new version (running: stop, upgrade, start; any failure rolls
+ *              back to the old version and its state)
+ *   uninstall: installed, enabled, disabled, stopped, failed -> removed
+ *
+ * An action invalid for the current state, or for an instance with an action
+ * in flight, is refused (-EBUSY / -EPERM → HTTP 409) without touching a host.
+ * Loop thread only. */
+#ifndef PLATFORMD_LIFECYCLE_H
+#define PLATFORMD_LIFECYCLE_H
+
+#include <jansson.h>
+
+#include "modes.h"
+#include "store.h"
+
+struct pd;
+typedef struct pd_lifecycle pd_lifecycle_t;
+
+/* Completion of an action: status 0 and the instance as it is now (NULL
+ * after a successful uninstall), or a negative errno and a reason:
+ *   -ENOENT unknown instance/package, -EPERM invalid transition, -EBUSY an
+ *   action in flight, -ENOTCONN no dev host, -ENOENT/-ENOEXEC no runtime,
+ *   -ETIMEDOUT hook overran (host killed), -ECHILD host died, other: the
+ *   hook's own error code. `inst` is borrowed for the call. */
+typedef void (*pd_action_cb)(int status, const char *why, const pd_store_instance_t *inst,
+                             void *arg);
+
+pd_lifecycle_t *pd_lifecycle_new(struct pd *pd, char *why, size_t why_size);
+/* Cancel actions in flight (callbacks run with -ECANCELED) and close. */
+void pd_lifecycle_destroy(pd_lifecycle_t **lc);
+
+pd_store_t *pd_lifecycle_store(pd_lifecycle_t *lc);
+const char *pd_lifecycle_packages_dir(const pd_lifecycle_t *lc);
+
+/* Register the package directory `path` (copied into the store, immutable
+ * per (id, version)). 0 and *out filled, or -errno with why. */
+int pd_lifecycle_register_package(pd_lifecycle_t *lc, const char *path, pd_store_package_t *out,
+                                  char *why, size_t why_size);
+
+/* Install a new instance of (plugin, version) for `org` with `config_json`
+ * (a JSON object text, NULL = "{}"). Returns 0 when the action started
+ * (cb runs later) or -errno at once (cb not called). */
+int pd_lifecycle_install(pd_lifecycle_t *lc, const char *plugin, const char *version,
+                         const char *org, const char *config_json, pd_action_cb cb, void *arg,
+                         char *why, size_t why_size);
+
+/* Run `action` (not install) on instance `uuid`; `version` only for
+ * upgrade. Same return contract as install. */
+int pd_lifecycle_act(pd_lifecycle_t *lc, const char *uuid, pd_action_t action,
+                     const char *version, pd_action_cb cb, void *arg, char *why, size_t why_size);
+
+/* Completion of an invoke: HTTP-like status, content type and body from the
+ * plugin, or a negative errno (-ENOENT unknown instance, -EPERM not running,
+ * -ETIMEDOUT, -ECHILD host died...). */
+typedef void (*pd_invoke_cb)(int status, const char *why, uint32_t http_status,
+                             const char *content_type, const uint8_t *body, size_t len,
+                             void *arg);
+int pd_lifecycle_invoke(pd_lifecycle_t *lc, const char *uuid, const char *method,
+                        const char *path, const char *content_type, const uint8_t *body,
+                        size_t len, pd_invoke_cb cb, void *arg, char *why, size_t why_size);
+
+/* A host ended (exited or failed): its instances lose it; running ones go
+ * to failed with `why`. */
+void pd_lifecycle_host_gone(pd_lifecycle_t *lc, const char *host_id, const char *why);
+
+/* After a platform restart: bring back every instance whose desired state
+ * is running. */
+void pd_lifecycle_reconcile(pd_lifecycle_t *lc);
+
+/* JSON view of an instance (new reference); adds "host" and "busy". */
+json_t *pd_lifecycle_instance_json(pd_lifecycle_t *lc, const pd_store_instance_t *inst);
+
+#endif
