@@ -214,13 +214,18 @@ static const char *write_json(it_env_t *env, const char *name, json_t *root, jso
 const char *it_platformd_config(it_env_t *env, int heartbeat_interval_ms, int heartbeat_miss,
                                 json_t *extra)
 {
-    json_t *root = json_pack("{s:{s:s, s:i, s:i, s:i}, s:{s:i, s:i}, s:{s:s, s:i}, s:{s:s}}",
+    /* The platform's state (SQLite, package store) lives in the temp dir:
+     * tests never share or leave state behind. */
+    char state[IT_PATH_MAX + 16];
+    snprintf(state, sizeof state, "%s/platform-state", env->dir);
+    json_t *root = json_pack("{s:{s:s, s:i, s:i, s:i}, s:{s:i, s:i}, s:{s:s, s:i}, s:{s:s}, "
+                             "s:{s:s}}",
                              "bus", "endpoint", env->bus_endpoint, "max_msg_size", 1048576,
                              "sndhwm", 1000, "rcvhwm", 1000,
                              "heartbeat", "interval_ms", heartbeat_interval_ms, "miss",
                              heartbeat_miss,
                              "http", "address", "127.0.0.1", "port", env->http_port,
-                             "log", "level", it_log_level());
+                             "log", "level", it_log_level(), "state", "dir", state);
     assert_non_null(root);
     return write_json(env, "platformd.json", root, extra);
 }
