@@ -3,6 +3,10 @@
  * uv_timer from MHD_get_timeout() call MHD_run(). Loopback only. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -14,6 +18,7 @@
 
 struct pd_httpapi {
     pd_t *pd;
+    char token[128]; /* bearer token of mutating routes */
     struct MHD_Daemon *mhd;
     uv_poll_t poll;
     uv_timer_t timer;
@@ -402,6 +407,70 @@ void pd_http_finish(pd_http_pending_t *p, pd_http_reply_t reply)
         uv_timer_start(&up->api->timer, on_timer, 0, 0);
 }
 
+/* Constant-time comparison of the Authorization header with our token. */
+static bool authorized(const pd_httpapi_t *api, struct MHD_Connection *conn)
+{
+    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                MHD_HTTP_HEADER_AUTHORIZATION);
+    static const char prefix[] = "Bearer ";
+    if (!h || strncmp(h, prefix, sizeof prefix - 1) != 0)
+        return false;
+    h += sizeof prefix - 1;
+    size_t n = strlen(api->token), m = strlen(h);
+    unsigned char diff = (unsigned char)(n != m);
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(api->token[i] ^ (i < m ? h[i] : 0));
+    return diff == 0 && n > 0;
+}
+
+/* Read the token file, or create it with a random token. The file must be
+ * ours and private: anything else is refused, naming the file. */
+static int load_token(const char *path, char *out, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 && errno == ENOENT) {
+        unsigned char raw[24];
+        if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+            return -EIO;
+        for (size_t i = 0; i < sizeof raw; i++)
+            snprintf(out + 2 * i, size - 2 * i, "%02x", raw[i]);
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+            return -errno;
+        char line[64];
+        int len = snprintf(line, sizeof line, "%s\n", out);
+        bool ok = write(fd, line, (size_t)len) == len && fsync(fd) == 0;
+        close(fd);
+        if (!ok)
+            return -EIO;
+        plat_log_notice("http", "created the API token file path=%s", path);
+        return 0;
+    }
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) ||
+        st.st_uid != geteuid()) {
+        close(fd);
+        plat_log_err("http", "token file must be a regular file, mode 0600, owned by uid %d "
+                             "path=%s",
+                     (int)geteuid(), path);
+        return -EPERM;
+    }
+    ssize_t n = read(fd, out, size - 1);
+    close(fd);
+    if (n < 0)
+        return -EIO;
+    out[n] = 0;
+    out[strcspn(out, "\r\n")] = 0;
+    if (strlen(out) < 16) {
+        plat_log_err("http", "token in the token file is shorter than 16 characters path=%s",
+                     path);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -439,6 +508,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
 
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 && !authorized(api, conn)) {
+        plat_log_warn("http", "unauthorized request refused method=%s path=%s", method, url);
+        pd_http_reply_t r = pd_http_error(401, "unauthorized",
+                                          "mutating routes need Authorization: Bearer <token> "
+                                          "(the platform's token file)");
+        return send_reply(conn, r, NULL);
+    }
     char allow[64] = "";
     char buf[2][256];
     for (size_t i = 0; i < sizeof g_routes / sizeof g_routes[0]; i++) {
@@ -526,7 +602,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     plat_log_warn("http", "libmicrohttpd: %s", buf);
 }
 
-pd_httpapi_t *pd_httpapi_new(pd_t *pd, const char *address, uint16_t port)
+pd_httpapi_t *pd_httpapi_new(pd_t *pd, const char *address, uint16_t port,
+                             const char *token_file)
 {
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
     struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
@@ -548,6 +625,14 @@ pd_httpapi_t *pd_httpapi_new(pd_t *pd, const char *address, uint16_t port)
     if (!api)
         return NULL;
     api->pd = pd;
+    int trc = load_token(token_file, api->token, sizeof api->token);
+    if (trc < 0) {
+        plat_log_err("http", "cannot use the API token file: %s path=%s", strerror(-trc),
+                     token_file);
+        free(api);
+        errno = -trc;
+        return NULL;
+    }
     api->mhd = MHD_start_daemon(flags, port, NULL, NULL, on_request, api,
                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,

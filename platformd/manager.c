@@ -79,23 +79,29 @@ int pd_start(pd_t *pd, uv_loop_t *loop, const pd_config_t *cfg)
         pd_registry_destroy(&pd->reg);
         return rc;
     }
-    pd->http = pd_httpapi_new(pd, cfg->http.address, (uint16_t)cfg->http.port);
-    if (!pd->http) {
-        rc = -errno;
-        plat_log_err("manager", "cannot serve the HTTP API: %s address=%s port=%lld",
-                     strerror(errno), cfg->http.address, (long long)cfg->http.port);
-        plat_bus_destroy(&pd->bus);
-        pd_registry_destroy(&pd->reg);
-        return rc;
-    }
+    /* State first: the token file may live in the state directory. */
     char why[512];
     pd->lifecycle = pd_lifecycle_new(pd, why, sizeof why);
     if (!pd->lifecycle) {
         plat_log_err("manager", "cannot open the platform state: %s dir=%s", why, cfg->state.dir);
-        pd_httpapi_close(&pd->http);
         plat_bus_destroy(&pd->bus);
         pd_registry_destroy(&pd->reg);
         return -EIO;
+    }
+    char token_file[4096];
+    if (cfg->http.token_file && cfg->http.token_file[0])
+        snprintf(token_file, sizeof token_file, "%s", cfg->http.token_file);
+    else
+        snprintf(token_file, sizeof token_file, "%.4000s/api-token", cfg->state.dir);
+    pd->http = pd_httpapi_new(pd, cfg->http.address, (uint16_t)cfg->http.port, token_file);
+    if (!pd->http) {
+        rc = -errno;
+        plat_log_err("manager", "cannot serve the HTTP API: %s address=%s port=%lld",
+                     strerror(errno), cfg->http.address, (long long)cfg->http.port);
+        pd_lifecycle_destroy(&pd->lifecycle);
+        plat_bus_destroy(&pd->bus);
+        pd_registry_destroy(&pd->reg);
+        return rc;
     }
     uv_timer_init(loop, &pd->ping_timer);
     init_handle(pd, (uv_handle_t *)&pd->ping_timer);

@@ -72,6 +72,12 @@ static const plat_cfg_field_t pd_http_table[] = {
      .min = 1,
      .max = 65535,
      .doc = "HTTP API listen port"},
+    {.key = "token_file",
+     .type = PLAT_CFG_STRING,
+     .offset = PD_OFF(http, token_file),
+     .def_str = "",
+     .doc = "bearer token required on mutating routes (0600, owned by platformd's user); "
+            "\"\" = <state.dir>/api-token, created with a random token when missing"},
     {0},
 };
 

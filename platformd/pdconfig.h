@@ -21,6 +21,8 @@ typedef struct {
     struct {
         char *address;        /* loopback address only, default "127.0.0.1" */
         int64_t port;         /* 1..65535, default 7780 */
+        char *token_file;     /* bearer token for mutating routes; "" = <state.dir>/api-token,
+                                 created (0600) when missing */
     } http;
     struct {
         char *level;          /* err|warning|notice|info|debug, default "info" */

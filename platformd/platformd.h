@@ -96,7 +96,9 @@ void pd_hosts_shutdown(pd_t *pd);
 void pd_heartbeat_start(pd_t *pd);
 
 /* httpapi.c */
-pd_httpapi_t *pd_httpapi_new(pd_t *pd, const char *address, uint16_t port);
+/* `token_file`: see pdconfig.h http.token_file (resolved path). */
+pd_httpapi_t *pd_httpapi_new(pd_t *pd, const char *address, uint16_t port,
+                             const char *token_file);
 /* Stops serving at once; memory goes when the loop has run. NULL-safe. */
 void pd_httpapi_close(pd_httpapi_t **api);
 

@@ -725,17 +725,39 @@ int it_http_request(const it_env_t *env, const char *method, const char *path, j
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     if (strcmp(method, "HEAD") == 0)
         curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    /* Mutating routes need the platform's bearer token, which platformd
+     * created in its state dir. */
+    char auth[256] = "";
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        char tpath[IT_PATH_MAX + 32];
+        snprintf(tpath, sizeof tpath, "%s/platform-state/api-token", env->dir);
+        FILE *f = fopen(tpath, "r");
+        char tok[160] = "";
+        if (f) {
+            if (!fgets(tok, sizeof tok, f))
+                tok[0] = 0;
+            fclose(f);
+        }
+        tok[strcspn(tok, "\r\n")] = 0;
+        if (tok[0]) {
+            snprintf(auth, sizeof auth, "Authorization: Bearer %s", tok);
+            headers = curl_slist_append(headers, auth);
+        }
+    }
     if (text) {
         headers = curl_slist_append(headers, "Content-Type: application/json");
         assert_non_null(headers);
         headers = curl_slist_append(headers, "Expect:"); /* no 100-continue round trip */
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(text));
     }
+    if (headers)
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(c, CURLOPT_NOPROXY, "*"); /* never through $http_proxy */
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
+    /* Lifecycle actions answer when done (a host start, a hook): allow
+     * them the platform's own timeouts. */
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, strcmp(method, "GET") == 0 ? 3000L : 60000L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
     curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
