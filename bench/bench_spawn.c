@@ -181,7 +181,9 @@ static void proc_start(proc_t *p, char *const argv[], const char *dir)
     if (pid < 0)
         fail("fork: %s", strerror(errno));
     if (pid == 0) {
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+        /* Own process group: a Ctrl-C at the terminal reaches only the
+         * driver, which then stops the daemons in order. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent || setpgid(0, 0) != 0)
             _exit(127);
         if (chdir(dir) != 0 || dup2(nullfd, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
             _exit(127);

@@ -451,6 +451,9 @@ void pd_hosts_on_exit(pd_t *pd, const pd_endpoint_t *hostboot, const Plat__HostE
     if (ep->host_state == PD_HOST_FAILED)
         return; /* already accounted for (ready timeout) */
     pd_registry_host_exited(ep, x->exit_status, x->term_signal, plat_mono_ms());
+    /* Whatever it was asked will never be answered: fail it now rather
+     * than at its timeout. */
+    plat_sync_fail_peer(plat_bus_sync(pd->bus), ep->id, -ECHILD);
     if (pd->lifecycle) {
         char why[96];
         if (x->term_signal)

@@ -221,7 +221,8 @@ static void on_action_reply(int status, const Plat__PlatformMessage *reply, void
         return;
     }
     if (status != 0) {
-        step_result(op, status, "platform stopping");
+        step_result(op, status, status == -ECHILD ? "the host died during the hook"
+                                                  : "platform stopping");
         return;
     }
     const Plat__ErrorMessage *err = reply->header->error;
@@ -606,6 +607,7 @@ static void on_invoke_reply(int status, const Plat__PlatformMessage *reply, void
     invoke_t *iv = arg;
     if (status != 0) {
         iv->cb(status, status == -ETIMEDOUT ? "the plugin did not answer in time"
+                       : status == -ECHILD  ? "the plugin's host died handling the event"
                                             : "platform stopping",
                0, NULL, NULL, 0, iv->arg);
         free(iv);

@@ -629,7 +629,7 @@ int pd_store_info(pd_store_t *s, pd_store_info_t *info)
 
 static int simple(pd_store_t *s, int id, const char *what)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int r = stmt_get(s, id, &st);
     if (r < 0)
         return r;
@@ -687,7 +687,7 @@ int pd_store_put_package(pd_store_t *s, const pd_store_package_t *p)
         !FIELD_OK(p->runtime_version) || !FIELD_OK(p->entry) || !FIELD_OK(p->host_mode) ||
         !FIELD_OK(p->digest) || !p->manifest_json)
         return fail(s, -EINVAL, "put package: unterminated field or no manifest");
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int r = stmt_get(s, ST_PUT_PACKAGE, &st);
     if (r < 0)
         return r;
@@ -741,7 +741,7 @@ int pd_store_get_package(pd_store_t *s, const char *id, const char *version,
         return -EINVAL;
     begin_call(s);
     memset(out, 0, sizeof *out);
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int r = stmt_get(s, ST_GET_PACKAGE, &st);
     if (r < 0)
         return r;
@@ -765,7 +765,7 @@ int pd_store_list_packages(pd_store_t *s, pd_store_package_cb cb, void *arg)
     if (!s || !cb)
         return -EINVAL;
     begin_call(s);
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int r = stmt_get(s, ST_LIST_PACKAGES, &st);
     if (r < 0)
         return r;
@@ -832,7 +832,7 @@ int pd_store_insert_instance(pd_store_t *s, const pd_store_instance_t *i)
     begin_call(s);
     if (!instance_fields_ok(i))
         return fail(s, -EINVAL, "insert instance: unterminated field");
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int r = stmt_get(s, ST_INSERT_INSTANCE, &st);
     if (r < 0)
         return r;
@@ -890,7 +890,7 @@ int pd_store_get_instance(pd_store_t *s, const char *uuid, pd_store_instance_t *
         return -EINVAL;
     begin_call(s);
     memset(out, 0, sizeof *out);
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int r = stmt_get(s, ST_GET_INSTANCE, &st);
     if (r < 0)
         return r;
@@ -914,7 +914,7 @@ int pd_store_list_instances(pd_store_t *s, const char *org, pd_store_instance_cb
         return -EINVAL;
     begin_call(s);
     int id = org ? ST_LIST_INSTANCES_ORG : ST_LIST_INSTANCES;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int r = stmt_get(s, id, &st);
     if (r < 0)
         return r;
@@ -957,7 +957,7 @@ int pd_store_update_instance_state(pd_store_t *s, const char *uuid, const char *
     if (!s || !uuid)
         return -EINVAL;
     begin_call(s);
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int r = stmt_get(s, ST_UPDATE_STATE, &st);
     if (r < 0)
         return r;
@@ -978,7 +978,7 @@ int pd_store_update_instance(pd_store_t *s, const pd_store_instance_t *i)
     begin_call(s);
     if (!instance_fields_ok(i))
         return fail(s, -EINVAL, "update instance: unterminated field");
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int r = stmt_get(s, ST_UPDATE_INSTANCE, &st);
     if (r < 0)
         return r;
@@ -1011,7 +1011,7 @@ int pd_store_delete_instance(pd_store_t *s, const char *uuid)
     if (!s || !uuid)
         return -EINVAL;
     begin_call(s);
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int r = stmt_get(s, ST_DELETE_INSTANCE, &st);
     if (r < 0)
         return r;
@@ -1032,7 +1032,7 @@ int pd_store_record_action(pd_store_t *s, const char *uuid, const char *action, 
     if (!str_ok(uuid, PLAT_UUID_LEN) || !uuid[0] || !str_ok(action, PD_STORE_FIELD_MAX) ||
         !str_ok(result, PD_STORE_FIELD_MAX))
         return fail(s, -EINVAL, "record action: missing or too long uuid, action or result");
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int r = stmt_get(s, ST_RECORD_ACTION, &st);
     if (r < 0)
         return r;
@@ -1056,7 +1056,7 @@ int pd_store_list_actions(pd_store_t *s, const char *uuid, int limit, pd_store_a
         return -EINVAL;
     begin_call(s);
     int id = uuid ? ST_LIST_ACTIONS_UUID : ST_LIST_ACTIONS;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int r = stmt_get(s, id, &st);
     if (r < 0)
         return r;
@@ -1096,7 +1096,7 @@ int pd_store_prune_actions(pd_store_t *s, int64_t before_ms, int64_t *deleted)
     if (!s)
         return -EINVAL;
     begin_call(s);
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int r = stmt_get(s, ST_PRUNE_ACTIONS, &st);
     if (r < 0)
         return r;
@@ -1117,7 +1117,7 @@ int pd_store_kv_set(pd_store_t *s, const char *key, const char *value)
     begin_call(s);
     if (!str_ok(key, PD_STORE_ID_MAX) || !key[0] || !value)
         return fail(s, -EINVAL, "kv set: missing or too long key, or no value");
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int r = stmt_get(s, ST_KV_SET, &st);
     if (r < 0)
         return r;
@@ -1134,7 +1134,7 @@ int pd_store_kv_get(pd_store_t *s, const char *key, char **value)
         return -EINVAL;
     begin_call(s);
     *value = NULL;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int r = stmt_get(s, ST_KV_GET, &st);
     if (r < 0)
         return r;
@@ -1155,7 +1155,7 @@ int pd_store_kv_delete(pd_store_t *s, const char *key)
     if (!s || !key)
         return -EINVAL;
     begin_call(s);
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int r = stmt_get(s, ST_KV_DELETE, &st);
     if (r < 0)
         return r;

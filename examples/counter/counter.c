@@ -13,7 +13,11 @@
 
 #include <openplatform/plugin.h>
 
-static uintptr_t count_of(op_ctx_t *ctx) { return (uintptr_t)op_user_data(ctx); }
+static uintptr_t count_of(op_ctx_t *ctx)
+{
+    void *data = op_user_data(ctx);
+    return (uintptr_t)data;
+}
 
 static int counter_start(op_ctx_t *ctx)
 {

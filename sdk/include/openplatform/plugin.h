@@ -164,10 +164,16 @@ struct op_plugin {
  * initializers of struct op_plugin other than abi_version:
  *     OP_PLUGIN_DEFINE(.name = "hello", .start = my_start, .on_event = my_event);
  * Use it once per shared object, at file scope. */
+#ifdef __cplusplus
+#define OP_PLUGIN_DEFINE(...)                                                                 \
+    extern "C" OP__EXPORT const struct op_plugin op_plugin_descriptor_v1 = {                 \
+        .abi_version = OP_PLUGIN_ABI_VERSION, __VA_ARGS__}
+#else
 #define OP_PLUGIN_DEFINE(...)                                                                 \
     OP__EXPORT extern const struct op_plugin op_plugin_descriptor_v1;                        \
     OP__EXPORT const struct op_plugin op_plugin_descriptor_v1 = {                            \
         .abi_version = OP_PLUGIN_ABI_VERSION, __VA_ARGS__}
+#endif
 
 /* ---- context ----------------------------------------------------------- */
 
