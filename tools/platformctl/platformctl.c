@@ -258,7 +258,10 @@ static void usage(FILE *out)
     for (const ctl_cmd_t *cmd = ctl_commands; cmd->name; cmd++) {
         char line[160];
         snprintf(line, sizeof line, "%s%s%s", cmd->name, cmd->args[0] ? " " : "", cmd->args);
-        fprintf(out, "  %-52s %s\n", line, cmd->help);
+        if (strlen(line) > 50)
+            fprintf(out, "  %s\n  %-50s %s\n", line, "", cmd->help);
+        else
+            fprintf(out, "  %-50s %s\n", line, cmd->help);
     }
     fputs("\n"
           "Exit codes: 0 ok, 1 API error, 2 usage error, 3 cannot reach the API,\n"

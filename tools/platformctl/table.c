@@ -2,6 +2,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "table.h"
 
@@ -100,7 +101,7 @@ char *ctl_cell(json_t *v)
     if (!v || json_is_null(v))
         return strdup("-");
     if (json_is_string(v))
-        return strdup(json_string_value(v));
+        return strdup(json_string_value(v)[0] ? json_string_value(v) : "-");
     if (json_is_array(v) && all_strings(v)) {
         if (json_array_size(v) == 0)
             return strdup("-");
@@ -124,6 +125,23 @@ char *ctl_cell(json_t *v)
     return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 }
 
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* Wall-clock ms since the epoch (the API's "*_at" members) as UTC. */
+static char *utc(json_t *v)
+{
+    char buf[32];
+    time_t t = (time_t)(json_integer_value(v) / 1000);
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        return ctl_cell(v);
+    return strdup(buf);
+}
+
 static int flatten(ctl_table_t *t, const char *prefix, json_t *obj)
 {
     const char *key;
@@ -140,7 +158,7 @@ static int flatten(ctl_table_t *t, const char *prefix, json_t *obj)
         if (json_is_object(v) && json_object_size(v) > 0) {
             rc = flatten(t, name, v);
         } else {
-            char *cell = ctl_cell(v);
+            char *cell = ends_with(key, "_at") && json_integer_value(v) > 0 ? utc(v) : ctl_cell(v);
             rc = cell ? ctl_table_add(t, (const char *const[]){name, cell}) : -ENOMEM;
             free(cell);
         }

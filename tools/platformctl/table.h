@@ -20,13 +20,13 @@ int ctl_table_add(ctl_table_t *t, const char *const *cells);
  * last column is not padded. Nothing but the header when empty. */
 void ctl_table_print(const ctl_table_t *t, FILE *out);
 
-/* A JSON value as one cell: strings as they are, null as "-", numbers and
+/* A JSON value as one cell: strings as they are (empty ones and null as "-"), numbers and
  * booleans as JSON, arrays of strings joined by ",", other values as
  * compact JSON. malloc'd (NULL on ENOMEM). */
 char *ctl_cell(json_t *v);
 
 /* An object as "key  value" lines, aligned; nested objects flattened to
- * dotted keys ("counts.hosts"). */
+ * dotted keys ("counts.hosts"); "*_at" members (epoch ms) shown as UTC. */
 void ctl_print_object(json_t *obj, FILE *out);
 
 #endif
