@@ -20,7 +20,9 @@ static pd_http_reply_t refused(int rc, const char *why)
     case -EEXIST: return pd_http_error(409, "conflict", why);
     case -EINVAL:
     case -EFBIG:
+    case -E2BIG:
     case -ENOEXEC: return pd_http_error(400, "bad_request", why);
+    case -EHOSTUNREACH: return pd_http_error(503, "host_unreachable", why);
     default: return pd_http_error(500, "internal", why);
     }
 }
@@ -29,9 +31,8 @@ static pd_http_reply_t refused(int rc, const char *why)
 static pd_http_reply_t failed(int rc, const char *why)
 {
     switch (rc) {
-    case -ENOENT:
-    case -ENOEXEC:
-    case -EHOSTUNREACH: return pd_http_error(503, "no_hostboot", why);
+    case -ENODEV: return pd_http_error(503, "no_hostboot", why);
+    case -EHOSTUNREACH: return pd_http_error(503, "host_unreachable", why);
     case -ENOTCONN: return pd_http_error(503, "no_dev_host", why);
     case -ETIMEDOUT: return pd_http_error(504, "timeout", why);
     case -ECANCELED: return pd_http_error(503, "stopping", why);
@@ -93,11 +94,11 @@ pd_http_reply_t pd_api_post_packages(pd_http_req_t *req)
     int rc = pd_lifecycle_register_package(lc_of(req), path, &pkg, why, sizeof why);
     if (rc < 0)
         return refused(rc == -ENOENT ? -EINVAL : rc, why);
-    plat_log_notice("api", "package registered id=%s version=%s path=%s", pkg.id, pkg.version,
-                    path);
+    plat_log_notice("api", "package %s id=%s version=%s path=%s",
+                    rc == 1 ? "already registered" : "registered", pkg.id, pkg.version, path);
     json_t *out = json_pack("{s:o}", "package", package_json(&pkg));
     pd_store_package_clear(&pkg);
-    return pd_http_json(201, out);
+    return pd_http_json(rc == 1 ? 200 : 201, out);
 }
 
 static int add_package(const pd_store_package_t *p, void *arg)

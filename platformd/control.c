@@ -69,6 +69,17 @@ static void on_ready(pd_t *pd, const plat_bus_rx_t *rx)
                     ep->hostboot[0] ? ep->hostboot : "-");
     pd_send_register_ack(pd, m);
     pd_hosts_on_ready(pd, ep);
+    /* A spawned host this platform never asked for is a leftover of an
+     * earlier platform run: its instances were restarted elsewhere (or
+     * will be), so it only holds resources. Stop it. */
+    if (!spawned && !ep->dev && ep->hostboot[0] && !was_known) {
+        char why[128];
+        plat_log_notice("control", "host from an earlier platform run, stopping it id=%s "
+                                   "pid=%d hostboot=%s",
+                        ep->id, (int)ep->pid, ep->hostboot);
+        if (pd_hosts_delete(pd, ep->id, why, sizeof why) < 0)
+            plat_log_warn("control", "cannot stop a leftover host: %s id=%s", why, ep->id);
+    }
 }
 
 void pd_control_handle(pd_t *pd, const plat_bus_rx_t *rx, pd_endpoint_t *ep)

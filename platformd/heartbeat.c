@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lifecycle.h"
 #include "platformd.h"
 
 static void on_pong(int status, const Plat__PlatformMessage *reply, void *arg)
@@ -58,10 +59,14 @@ static void on_ping_timer(uv_timer_t *t)
 
 static void on_lost(const pd_endpoint_t *ep, uint64_t silent_ms, void *arg)
 {
-    (void)arg;
+    pd_t *pd = arg;
     plat_log_warn("heartbeat", "endpoint lost: silent for %llu ms id=%s kind=%s pid=%d",
                   (unsigned long long)silent_ms, ep->id,
                   ep->kind == PD_EP_HOSTBOOT ? "hostboot" : "host", (int)ep->pid);
+    /* A lost host's instances fail (section 4); if it comes back it starts
+     * over without them. */
+    if (ep->kind == PD_EP_HOST && pd->lifecycle)
+        pd_lifecycle_host_gone(pd->lifecycle, ep->id, "host lost (no heartbeat)");
 }
 
 static void on_lost_timer(uv_timer_t *t)

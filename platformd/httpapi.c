@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "lifecycle.h"
 #include "platformd.h"
 
 struct pd_httpapi {
@@ -114,7 +115,7 @@ static void add_hostboot(const pd_endpoint_t *ep, void *arg)
 
 /* The API's view of a host. "lost" overrides the lifecycle state while a
  * ready or stopping host is silent. */
-static json_t *host_json(const pd_endpoint_t *ep, uint64_t now)
+static json_t *host_json(pd_t *pd, const pd_endpoint_t *ep, uint64_t now)
 {
     bool ended = ep->host_state == PD_HOST_EXITED || ep->host_state == PD_HOST_FAILED;
     bool on_bus = pd_endpoint_registered(ep);
@@ -123,7 +124,7 @@ static json_t *host_json(const pd_endpoint_t *ep, uint64_t now)
         (int)ep->pid, "state", ep->lost ? "lost" : pd_host_state_name(ep->host_state), "hostboot",
         ep->hostboot[0] ? json_string(ep->hostboot) : json_null(), "language", ep->language,
         "version", ep->runtime_version, "mode", ep->mode, "dev", (int)ep->dev, "build_version",
-        ep->version, "instances", json_array(), "uptime_ms",
+        ep->version, "instances", pd_lifecycle_host_instances(pd->lifecycle, ep->id), "uptime_ms",
         (json_int_t)(ended ? age(ep->ended_ms, ep->started_ms) : age(now, ep->started_ms)));
     if (ep->ready_ms && ep->ready_ms >= ep->started_ms && !ep->dev)
         json_object_set_new(o, "startup_ms",
@@ -148,7 +149,7 @@ static void add_host(const pd_endpoint_t *ep, void *arg)
 {
     list_ctx_t *ctx = arg;
     if (ep->kind == PD_EP_HOST)
-        json_array_append_new(ctx->list, host_json(ep, ctx->now));
+        json_array_append_new(ctx->list, host_json(ctx->pd, ep, ctx->now));
 }
 
 static pd_http_reply_t list(pd_t *pd, const char *key, void (*add)(const pd_endpoint_t *, void *))
@@ -181,7 +182,7 @@ static pd_http_reply_t get_host(pd_http_req_t *req)
     const pd_endpoint_t *ep = find_host(pd, id);
     if (!ep)
         return pd_http_error(404, "not_found", "no such host");
-    return pd_http_json(200, json_pack("{s:o}", "host", host_json(ep, plat_mono_ms())));
+    return pd_http_json(200, json_pack("{s:o}", "host", host_json(pd, ep, plat_mono_ms())));
 }
 
 /* Optional string member; false (with *why) when present but not a string. */
@@ -234,7 +235,7 @@ static pd_http_reply_t post_hosts(pd_http_req_t *req)
         return pd_http_error(409, "no_runtime", why);
     if (rc < 0)
         return pd_http_error(500, "internal", why);
-    return pd_http_json(202, json_pack("{s:o}", "host", host_json(find_host(pd, id),
+    return pd_http_json(202, json_pack("{s:o}", "host", host_json(pd, find_host(pd, id),
                                                                    plat_mono_ms())));
 }
 
@@ -252,7 +253,7 @@ static pd_http_reply_t delete_host(pd_http_req_t *req)
         return pd_http_error(409, "ended", why);
     if (rc < 0)
         return pd_http_error(503, "hostboot_unreachable", why);
-    return pd_http_json(202, json_pack("{s:o}", "host", host_json(find_host(pd, id),
+    return pd_http_json(202, json_pack("{s:o}", "host", host_json(pd, find_host(pd, id),
                                                                    plat_mono_ms())));
 }
 

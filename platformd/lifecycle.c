@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -293,7 +294,9 @@ static void on_host_ready(pd_t *pd, const char *host_id, int status, const char 
         return;
     }
     if (status != 0) {
-        step_result(op, status, why);
+        /* No hostboot can run it (unknown runtime, missing binary): the
+         * API's "no_hostboot"; anything else is the start's own failure. */
+        step_result(op, status == -ENOENT || status == -ENOEXEC ? -ENODEV : status, why);
         return;
     }
     pd_mode_t mode;
@@ -352,7 +355,7 @@ static void run_step(op_t *op)
         rc = pd_hosts_start(pd, op->pkg.language, op->pkg.runtime_version, pd_mode_name(mode),
                             NULL, on_host_ready, op, id, why, sizeof why);
         if (rc < 0) {
-            step_result(op, rc, why);
+            step_result(op, rc == -ENOENT ? -ENODEV : rc, why);
             return;
         }
         op->waiting = true;
@@ -447,6 +450,9 @@ static void step_result(op_t *op, int status, const char *why)
         set_state(op, PD_STATE_FAILED, why);
     else
         set_state(op, op->inst.actual_state, why);
+    if (a == PD_ACTION_UNINSTALL) /* it still exists: wanted as it is */
+        copy_state(op->inst.desired_state, sizeof op->inst.desired_state,
+                   op->inst.actual_state);
     persist(op);
     op_done(op, status, why);
 }
@@ -892,14 +898,30 @@ int pd_lifecycle_register_package(pd_lifecycle_t *lc, const char *path, pd_store
     out->manifest_json = mj ? json_dumps(mj, JSON_COMPACT) : strdup("{}");
     json_decref(mj);
     pd_manifest_free(&m);
+    /* The store's digest of the stored copy (package.c writes it). */
+    char dpath[PATH_MAX + 16];
+    char *stored = pd_package_path(lc->packages_dir, out->id, out->version);
+    snprintf(dpath, sizeof dpath, "%s/.digest", stored ? stored : "");
+    free(stored);
+    FILE *df = fopen(dpath, "r");
+    if (df) {
+        if (fgets(out->digest, sizeof out->digest, df))
+            out->digest[strcspn(out->digest, "\r\n")] = 0;
+        fclose(df);
+    }
     rc = pd_store_put_package(lc->store, out);
-    if (rc == -EEXIST)
-        return 0; /* the store already verified it is the same content */
-    if (rc < 0) {
+    if (rc < 0 && rc != -EEXIST) {
         snprintf(why, why_size, "cannot record the package: %s", pd_store_why(lc->store));
         pd_store_package_clear(out);
+        return rc;
     }
-    return rc;
+    /* As recorded (registered_at; the first registration's on a repeat). */
+    char id[PD_STORE_ID_MAX + 1], version[PD_STORE_VERSION_MAX + 1];
+    snprintf(id, sizeof id, "%s", out->id);
+    snprintf(version, sizeof version, "%s", out->version);
+    pd_store_package_clear(out);
+    pd_store_get_package(lc->store, id, version, out);
+    return rc == -EEXIST ? 1 : 0;
 }
 
 json_t *pd_lifecycle_instance_json(pd_lifecycle_t *lc, const pd_store_instance_t *in)
@@ -919,4 +941,21 @@ json_t *pd_lifecycle_instance_json(pd_lifecycle_t *lc, const pd_store_instance_t
                      (json_int_t)in->updated_at, "previous_version",
                      in->previous_version[0] ? json_string(in->previous_version) : json_null(),
                      "busy", op_of(lc, in->uuid) != NULL);
+}
+
+json_t *pd_lifecycle_host_instances(pd_lifecycle_t *lc, const char *host_id)
+{
+    json_t *arr = json_array();
+    pd_idlist_t ids = PD_IDLIST_INIT;
+    if (lc && pd_hostmap_instances(lc->map, host_id, &ids) == 0)
+        for (size_t i = 0; i < ids.n; i++)
+            json_array_append_new(arr, json_string(ids.ids[i]));
+    pd_idlist_clear(&ids);
+    return arr;
+}
+
+bool pd_lifecycle_knows_host(pd_lifecycle_t *lc, const char *host_id)
+{
+    pd_hostmap_host_t info;
+    return lc && pd_hostmap_host_info(lc->map, host_id, &info) == 0;
 }

@@ -43,7 +43,8 @@ pd_store_t *pd_lifecycle_store(pd_lifecycle_t *lc);
 const char *pd_lifecycle_packages_dir(const pd_lifecycle_t *lc);
 
 /* Register the package directory `path` (copied into the store, immutable
- * per (id, version)). 0 and *out filled, or -errno with why. */
+ * per (id, version)). 0 (new) or 1 (already registered, same content) and
+ * *out filled as recorded, or -errno with why. */
 int pd_lifecycle_register_package(pd_lifecycle_t *lc, const char *path, pd_store_package_t *out,
                                   char *why, size_t why_size);
 
@@ -76,6 +77,11 @@ void pd_lifecycle_host_gone(pd_lifecycle_t *lc, const char *host_id, const char 
 /* After a platform restart: bring back every instance whose desired state
  * is running. */
 void pd_lifecycle_reconcile(pd_lifecycle_t *lc);
+
+/* Ids of the instances attached to `host_id` (new JSON array). */
+json_t *pd_lifecycle_host_instances(pd_lifecycle_t *lc, const char *host_id);
+/* True when the host is one the lifecycle placed instances on. */
+bool pd_lifecycle_knows_host(pd_lifecycle_t *lc, const char *host_id);
 
 /* JSON view of an instance (new reference); adds "host" and "busy". */
 json_t *pd_lifecycle_instance_json(pd_lifecycle_t *lc, const pd_store_instance_t *inst);
