@@ -518,7 +518,12 @@ int pd_lifecycle_install(pd_lifecycle_t *lc, const char *plugin, const char *ver
         op_free(op);
         return rc;
     }
-    pd_store_get_instance(lc->store, uuid, in); /* created_at etc. */
+    pd_store_instance_t fresh = {0}; /* as recorded: created_at, updated_at */
+    if (pd_store_get_instance(lc->store, uuid, &fresh) == 0) {
+        in->created_at = fresh.created_at;
+        in->updated_at = fresh.updated_at;
+    }
+    pd_store_instance_clear(&fresh);
     op->is_install = true;
     op->steps[op->n_steps++] = PD_ACTION_INSTALL;
     snprintf(op->before_state, sizeof op->before_state, "%s", "");

@@ -192,8 +192,8 @@ static void make_hello_variant(it_env_t *env, const char *id, const char *mode, 
 }
 
 /* POST /api/v1/packages; must be 201 with the expected id and version. */
-static void register_package(it_env_t *env, const char *path, const char *id,
-                             const char *version, const char *mode)
+static void register_package(it_env_t *env, const char *path, const char *id, const char *version,
+                             const char *mode)
 {
     json_t *req = json_pack("{s:s}", "path", path);
     json_t *body = NULL;
@@ -211,8 +211,8 @@ static void register_package(it_env_t *env, const char *path, const char *id,
     json_decref(body);
 }
 
-static void register_example(it_env_t *env, const char *dir, const char *id,
-                             const char *version, const char *mode)
+static void register_example(it_env_t *env, const char *dir, const char *id, const char *version,
+                             const char *mode)
 {
     char path[IT_PATH_MAX];
     example_dir(dir, path, sizeof path);
@@ -250,9 +250,9 @@ static json_t *install(it_env_t *env, const char *plugin, const char *version, c
     const char *u = jstr(inst, "uuid");
     IT_CHECK(env, plat_uuid_valid(u), "instance uuid %s is a uuid", u);
     snprintf(uuid, 64, "%s", u);
-    IT_CHECK(env, strcmp(jstr(inst, "plugin"), plugin) == 0 &&
-                      strcmp(jstr(inst, "version"), version) == 0 &&
-                      strcmp(jstr(inst, "org"), org) == 0,
+    IT_CHECK(env,
+             strcmp(jstr(inst, "plugin"), plugin) == 0 &&
+                 strcmp(jstr(inst, "version"), version) == 0 && strcmp(jstr(inst, "org"), org) == 0,
              "plugin/version/org echoed");
     IT_CHECK(env, strcmp(jstr(inst, "state"), "installed") == 0, "state installed (got %s)",
              jstr(inst, "state"));
@@ -293,8 +293,8 @@ static json_t *act_ok(it_env_t *env, const char *uuid, const char *action, const
     IT_CHECK(env, strcmp(jstr(inst, "uuid"), uuid) == 0, "%s: same uuid", action);
     IT_CHECK(env, strcmp(jstr(inst, "state"), state) == 0, "%s: state %s (got %s)", action, state,
              jstr(inst, "state"));
-    IT_CHECK(env, strcmp(jstr(inst, "desired_state"), state) == 0,
-             "%s: desired_state %s (got %s)", action, state, jstr(inst, "desired_state"));
+    IT_CHECK(env, strcmp(jstr(inst, "desired_state"), state) == 0, "%s: desired_state %s (got %s)",
+             action, state, jstr(inst, "desired_state"));
     IT_CHECK(env, json_is_false(json_object_get(inst, "busy")), "%s: not busy once answered",
              action);
     json_incref(inst);
@@ -346,8 +346,8 @@ static size_t n_actions(it_env_t *env, const char *uuid)
 
 typedef struct {
     const char *state;
-    const char *desired;   /* NULL: any */
-    bool need_host;        /* a non-null "host" */
+    const char *desired; /* NULL: any */
+    bool need_host;      /* a non-null "host" */
 } inst_match_t;
 
 static bool pred_instance(json_t *body, void *arg)
@@ -709,8 +709,7 @@ static void test_high_performance_lifecycle(void **state)
 
     /* Every action is in the instance's log. */
     size_t n = n_actions(env, uuid);
-    IT_CHECK(env, n == 6, "6 actions recorded (install enable start stop start stop), got %zu",
-             n);
+    IT_CHECK(env, n == 6, "6 actions recorded (install enable start stop start stop), got %zu", n);
 
     /* uninstall: a new host, killed afterwards; the instance is gone. */
     json_t *empty = json_object();
@@ -719,8 +718,9 @@ static void test_high_performance_lifecycle(void **state)
     if (st != 200)
         show("uninstall", st, body);
     IT_CHECK(env, st == 200, "uninstall: 200 (got %d)", st);
-    IT_CHECK(env, json_is_null(json_object_get(body, "instance")) &&
-                      json_is_true(json_object_get(body, "removed")),
+    IT_CHECK(env,
+             json_is_null(json_object_get(body, "instance")) &&
+                 json_is_true(json_object_get(body, "removed")),
              "uninstall answers instance null, removed true");
     json_decref(body);
     one_new_host(env, &seen, h_uninstall, "uninstall");
@@ -811,10 +811,9 @@ static void test_power_save_max_per_host(void **state)
     static const char *const names[3] = {"Ann", "Bob", "Cy"};
     for (int i = 0; i < 3; i++)
         ps_instance_up(env, "hello-ps", names[i], uuids[i], hosts[i]);
-    IT_CHECK(env, strcmp(hosts[0], hosts[1]) == 0, "the first two share a host (%s %s)",
-             hosts[0], hosts[1]);
-    IT_CHECK(env, strcmp(hosts[2], hosts[0]) != 0, "the third is on a second host (%s)",
-             hosts[2]);
+    IT_CHECK(env, strcmp(hosts[0], hosts[1]) == 0, "the first two share a host (%s %s)", hosts[0],
+             hosts[1]);
+    IT_CHECK(env, strcmp(hosts[2], hosts[0]) != 0, "the third is on a second host (%s)", hosts[2]);
     for (int i = 0; i < 3; i++)
         check_host_ready(env, hosts[i], "powerSave");
     invoke_expect(env, uuids[2], "hello, Cy");
@@ -913,23 +912,21 @@ static void test_dev_mode(void **state)
 
 /* `action` (body `req`, borrowed, may be NULL) must answer `want_status`
  * with `want_code`, and leave state, action log and hosts as they were. */
-static void refused(it_env_t *env, seen_t *seen, const char *uuid, const char *action,
-                    json_t *req, int want_status, const char *want_code)
+static void refused(it_env_t *env, seen_t *seen, const char *uuid, const char *action, json_t *req,
+                    int want_status, const char *want_code)
 {
     char before[32], after[32];
     instance_state(env, uuid, before, sizeof before);
     json_t *inst0 = get_instance(env, uuid);
     size_t n0 = n_actions(env, uuid);
     json_t *body = NULL;
-    int st = act(env, uuid, action, req ? req : NULL, &body);
+    int st = act(env, uuid, action, req, &body);
     if (st != want_status)
         show(action, st, body);
     IT_CHECK(env, st == want_status, "%s from %s: %d (got %d)", action, before, want_status, st);
-    IT_CHECK(env, strcmp(jstr(body, "error.code"), want_code) == 0,
-             "%s from %s: error %s (got %s)", action, before, want_code,
-             jstr(body, "error.code"));
-    IT_CHECK(env, *jstr(body, "error.message"), "%s from %s: a message says why", action,
-             before);
+    IT_CHECK(env, strcmp(jstr(body, "error.code"), want_code) == 0, "%s from %s: error %s (got %s)",
+             action, before, want_code, jstr(body, "error.code"));
+    IT_CHECK(env, *jstr(body, "error.message"), "%s from %s: a message says why", action, before);
     json_decref(body);
     json_t *inst1 = get_instance(env, uuid);
     IT_CHECK(env, strcmp(instance_state(env, uuid, after, sizeof after), before) == 0,
@@ -1012,8 +1009,7 @@ static void test_invalid_transitions(void **state)
     json_decref(empty);
     json_t *body = NULL;
     int st = post_install(env, "nope", "1.0.0", "acme", NULL, &body);
-    IT_CHECK(env, st == 404 || st == 400, "install of an unregistered plugin refused (got %d)",
-             st);
+    IT_CHECK(env, st == 404, "install of an unregistered plugin: 404 (got %d)", st);
     json_decref(body);
     snprintf(path, sizeof path, "/api/v1/instances?org=acme");
     body = it_get_json(env, path);
@@ -1051,9 +1047,9 @@ static void test_crash_fails_instance_only(void **state)
 {
     it_env_t *env = *state;
     daemons_t d;
-    json_t *extra = json_pack("{s:{s:i, s:i}, s:{s:i}}", "hosts", "ready_timeout_ms",
-                              ACTION_DEADLINE_MS, "exited_keep_ms", 3600000, "plugins",
-                              "action_timeout_ms", 5000);
+    json_t *extra =
+        json_pack("{s:{s:i, s:i}, s:{s:i}}", "hosts", "ready_timeout_ms", ACTION_DEADLINE_MS,
+                  "exited_keep_ms", 3600000, "plugins", "action_timeout_ms", 5000);
     memset(&d, 0, sizeof d);
     d.pd_cfg = it_platformd_config(env, HB_INTERVAL_MS, HB_MISS, extra);
     json_decref(extra);
@@ -1162,12 +1158,10 @@ static void test_start_timeout_kills_host(void **state)
     json_t *empty = json_object();
     st = act(env, uuid, "disable", empty, &body);
     json_decref(empty);
-    bool still_running = !bg_post_poll(&bg, 0);
-    if (still_running) {
-        IT_CHECK(env, st == 409 && strcmp(jstr(body, "error.code"), "busy") == 0,
-                 "an action on a busy instance: 409 busy (got %d %s)", st,
-                 jstr(body, "error.code"));
-    }
+    /* The start hook sleeps 20 s and times out after 1.5 s: still going. */
+    IT_CHECK(env, !bg_post_poll(&bg, 0), "the start is still in flight");
+    IT_CHECK(env, st == 409 && strcmp(jstr(body, "error.code"), "busy") == 0,
+             "an action on a busy instance: 409 busy (got %d %s)", st, jstr(body, "error.code"));
     json_decref(body);
 
     st = bg_post_finish(env, &bg, ACTION_DEADLINE_MS, &body);
@@ -1240,8 +1234,8 @@ static void test_upgrade_and_rollback(void **state)
     IT_CHECK(env, st == 500, "upgrade to 2.1.0 (hook fails): 500 (got %d)", st);
     IT_CHECK(env, strcmp(jstr(body, "error.code"), "action_failed") == 0,
              "error action_failed (%s)", jstr(body, "error.code"));
-    IT_CHECK(env, strcmp(jstr(body, "instance.version"), "2.0.0") == 0,
-             "rolled back to 2.0.0 (%s)", jstr(body, "instance.version"));
+    IT_CHECK(env, strcmp(jstr(body, "instance.version"), "2.0.0") == 0, "rolled back to 2.0.0 (%s)",
+             jstr(body, "instance.version"));
     IT_CHECK(env, strcmp(jstr(body, "instance.state"), "running") == 0,
              "running again after the rollback (%s)", jstr(body, "instance.state"));
     json_decref(body);
@@ -1298,8 +1292,8 @@ static void org_action(it_env_t *env, const char *org, const char *action, size_
     {
         IT_CHECK(env, json_is_true(json_object_get(r, "ok")) && jint(r, "status", 0) == 200,
                  "%s: result %zu ok (%s: %s)", path, i, jstr(r, "uuid"), jstr(r, "error"));
-        IT_CHECK(env, strcmp(jstr(r, "state"), state) == 0, "%s: result %zu state %s (%s)", path,
-                 i, state, jstr(r, "state"));
+        IT_CHECK(env, strcmp(jstr(r, "state"), state) == 0, "%s: result %zu state %s (%s)", path, i,
+                 state, jstr(r, "state"));
     }
     json_decref(body);
 }
@@ -1318,8 +1312,9 @@ static void org_all_in(it_env_t *env, const char *org, size_t n, const char *sta
     json_array_foreach(list, i, in)
     {
         IT_CHECK(env, strcmp(jstr(in, "org"), org) == 0, "%s lists only its org", path);
-        IT_CHECK(env, strcmp(jstr(in, "state"), state) == 0 &&
-                          strcmp(jstr(in, "desired_state"), state) == 0,
+        IT_CHECK(env,
+                 strcmp(jstr(in, "state"), state) == 0 &&
+                     strcmp(jstr(in, "desired_state"), state) == 0,
                  "%s: %s is %s/%s, want %s", path, jstr(in, "uuid"), jstr(in, "state"),
                  jstr(in, "desired_state"), state);
     }
@@ -1391,8 +1386,8 @@ static void test_org_batch_many(void **state)
         }
     }
     json_t *body = it_get_json(env, "/api/v1/instances");
-    IT_CHECK(env, json_array_size(json_object_get(body, "instances")) == n,
-             "%zu instances listed", n);
+    IT_CHECK(env, json_array_size(json_object_get(body, "instances")) == n, "%zu instances listed",
+             n);
     json_decref(body);
     print_message("batch test: %zu instances, total %llu ms\n", n,
                   (unsigned long long)(it_now_ms() - t0));
@@ -1431,8 +1426,9 @@ static void test_kill9_keeps_acknowledged_state(void **state)
 
     /* A as acknowledged at once; B wants to run. */
     inst = get_instance(env, a);
-    IT_CHECK(env, strcmp(jstr(inst, "state"), "enabled") == 0 &&
-                      strcmp(jstr(inst, "desired_state"), "enabled") == 0,
+    IT_CHECK(env,
+             strcmp(jstr(inst, "state"), "enabled") == 0 &&
+                 strcmp(jstr(inst, "desired_state"), "enabled") == 0,
              "A enabled after the restart (%s/%s)", jstr(inst, "state"),
              jstr(inst, "desired_state"));
     json_decref(inst);
@@ -1460,7 +1456,15 @@ static void test_kill9_keeps_acknowledged_state(void **state)
     /* A keeps working from where it was. */
     json_decref(act_ok(env, a, "start", "running"));
     invoke_expect(env, a, "hello, Ann");
-    print_message("B ran on %s before the restart, %s after\n", b_host, host);
+    /* Not asserted (see the report): what became of B's host of the
+     * previous platform boot. */
+    json_t *old = NULL;
+    char hpath[160];
+    snprintf(hpath, sizeof hpath, "/api/v1/hosts/%s", b_host);
+    int hst = it_http_get(env, hpath, &old);
+    print_message("B ran on %s before the restart, %s after; the old host: %d %s\n", b_host, host,
+                  hst, jstr(old, "host.state"));
+    json_decref(old);
 }
 
 int main(void)
