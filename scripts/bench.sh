@@ -1,18 +1,58 @@
 #!/usr/bin/env bash
-# Spawn benchmark (docs/performance.md): builds a Release tree (BUILD_DIR,
-# default build-bench/) and runs bench/bench_spawn, which starts platformd
-# and hostbootd on free loopback ports in a temp dir, times 200 hosts through
-# the platform against 200 bare fork/execs of bench/bench_minimal, prints the
-# figures and stops (by PID) everything it started.
-# Arguments go to the driver, e.g.: scripts/bench.sh --hosts 50 --batch 10
+# Benchmarks (docs/performance.md). Builds a Release tree (BUILD_DIR, default
+# build-bench/) and runs the drivers; each starts platformd and hostbootd on
+# free loopback ports in a temp dir, prints its figures and stops (by PID)
+# everything it started.
+#
+#   scripts/bench.sh                      both drivers, default options
+#   scripts/bench.sh spawn [ARGS...]      only bench_spawn: host spawn-to-ready
+#                                         and memory (issue 3)
+#   scripts/bench.sh lifecycle [ARGS...]  only bench_lifecycle: instance start,
+#                                         invoke round trip, org batch start
+#                                         (issue 4)
+#   scripts/bench.sh spawn --help         a driver's options
+#
+# e.g. scripts/bench.sh spawn --batch 1; scripts/bench.sh lifecycle --orgs 10,100
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build-bench}
 
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-# Only what the benchmark runs: bench_spawn depends on bench_minimal,
-# platformd, hostbootd and pluginhost.
-cmake --build "$build" -j"$(nproc)" --target bench_spawn >/dev/null
+usage() {
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
+}
 
-echo "bench: $build/bench/bench_spawn $*"
-exec "$build/bench/bench_spawn" "$@"
+which=all
+case "${1:-}" in
+  "") ;;
+  spawn | lifecycle) which=$1; shift ;;
+  all) shift ;;
+  -h | --help) usage; exit 0 ;;
+  *)
+    echo "bench: unknown benchmark \"$1\" (spawn, lifecycle or all; driver options go after the name)" >&2
+    usage >&2
+    exit 2
+    ;;
+esac
+if [[ $which == all && $# -gt 0 ]]; then
+  echo "bench: options go to one driver: scripts/bench.sh spawn|lifecycle OPTIONS" >&2
+  exit 2
+fi
+
+targets=()
+[[ $which == spawn || $which == all ]] && targets+=(bench_spawn)
+[[ $which == lifecycle || $which == all ]] && targets+=(bench_lifecycle)
+
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+# Only what the benchmarks run: the drivers depend on platformd, hostbootd,
+# pluginhost, bench_minimal and the hello example.
+cmake --build "$build" -j"$(nproc)" --target "${targets[@]}" >/dev/null
+
+# The drivers stop what they started on Ctrl-C; do not go on to the next.
+trap 'echo "bench: interrupted" >&2; exit 130' INT TERM
+rc=0
+for t in "${targets[@]}"; do
+  [[ $t != "${targets[0]}" ]] && echo
+  echo "bench: $build/bench/$t $*"
+  "$build/bench/$t" "$@" || { rc=$?; echo "bench: $t failed (exit status $rc)" >&2; }
+done
+exit "$rc"

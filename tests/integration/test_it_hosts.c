@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -763,6 +764,147 @@ static void test_hostbootd_sigterm_stops_hosts(void **state)
     IT_CHECK(env, it_status_int(env, "counts.hosts") == 0, "no live host left");
 }
 
+/* ---- g) isolation: user, no_new_privs, rlimits, private cwd, closed fds ---- */
+
+/* The value after "Key:" in /proc/<pid>/status, into out. */
+static bool proc_status_field(pid_t pid, const char *key, char *out, size_t size)
+{
+    char path[64], line[512];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r"); /* /proc files have no size: read by line */
+    out[0] = 0;
+    if (!f)
+        return false;
+    bool found = false;
+    size_t n = strlen(key);
+    while (!found && fgets(line, sizeof line, f)) {
+        if (strncmp(line, key, n) == 0 && line[n] == ':') {
+            const char *v = line + n + 1;
+            while (*v == ' ' || *v == '\t')
+                v++;
+            snprintf(out, size, "%s", v);
+            out[strcspn(out, "\n")] = 0;
+            found = true;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+/* "soft hard unit" of a row of /proc/<pid>/limits, single-spaced. */
+static bool proc_limit(pid_t pid, const char *row, char *out, size_t size)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/limits", (int)pid);
+    FILE *f = fopen(path, "r");
+    out[0] = 0;
+    if (!f)
+        return false;
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) {
+        if (strncmp(line, row, strlen(row)) != 0)
+            continue;
+        size_t o = 0;
+        bool space = false;
+        for (const char *c = line + strlen(row); *c && *c != '\n' && o + 1 < size; c++) {
+            if (*c == ' ') {
+                space = o > 0;
+                continue;
+            }
+            if (space)
+                out[o++] = ' ';
+            space = false;
+            if (o + 1 < size)
+                out[o++] = *c;
+        }
+        out[o] = 0;
+        strncat(out, " ", size - strlen(out) - 1);
+        found = true;
+    }
+    fclose(f);
+    return found;
+}
+
+static void test_host_isolation(void **state)
+{
+    it_env_t *env = *state;
+    bool root = geteuid() == 0;
+    struct passwd *nobody = root ? getpwnam("nobody") : NULL;
+    json_t *hb_extra = json_pack("{s:{s:s, s:{s:i, s:i}}}", "hosts", "user",
+                                 nobody ? "nobody" : "", "limits", "nofile", 77, "cpu_s", 3600);
+    assert_non_null(hb_extra);
+    daemons_t d;
+    start_daemons(env, &d, IT_DEADLINE_MS, hb_extra);
+
+    char id[64];
+    start_host(env, "c", "1", "highPerformance", id);
+    json_t *host = it_wait_host_state(env, id, "ready", IT_DEADLINE_MS, NULL);
+    pid_t pid = (pid_t)jint(host, "pid", 0);
+    json_decref(host);
+    IT_CHECK(env, pid > 0, "host has a pid");
+
+    char v[256];
+    IT_CHECK(env, proc_status_field(pid, "NoNewPrivs", v, sizeof v) && strcmp(v, "1") == 0,
+             "PR_SET_NO_NEW_PRIVS is set (NoNewPrivs: %s)", v);
+    if (nobody) {
+        IT_CHECK(env, proc_status_field(pid, "Uid", v, sizeof v) &&
+                          (uid_t)atoi(v) == nobody->pw_uid,
+                 "runs as nobody (Uid: %s)", v);
+    } else {
+        print_message("not root: the hosts.user switch is not exercised\n");
+    }
+    char lim[128];
+    IT_CHECK(env, proc_limit(pid, "Max open files", lim, sizeof lim) &&
+                      strncmp(lim, "77 77 ", 6) == 0,
+             "RLIMIT_NOFILE 77 soft and hard (got \"%s\")", lim);
+    IT_CHECK(env, proc_limit(pid, "Max cpu time", lim, sizeof lim) &&
+                      strncmp(lim, "3600 3600 ", 10) == 0,
+             "RLIMIT_CPU 3600 s (got \"%s\")", lim);
+
+    /* Its own directory under hosts.work_dir, named after it. */
+    char link[64], cwd[IT_PATH_MAX];
+    snprintf(link, sizeof link, "/proc/%d/cwd", (int)pid);
+    ssize_t n = readlink(link, cwd, sizeof cwd - 1);
+    IT_CHECK(env, n > 0, "cwd readable");
+    cwd[n] = 0;
+    IT_CHECK(env, strstr(cwd, id) != NULL && strstr(cwd, it_dir(env)) == cwd,
+             "private working directory %s", cwd);
+    struct stat st;
+    IT_CHECK(env, stat(cwd, &st) == 0 && (st.st_mode & 077) == 0, "work dir is 0700");
+
+    /* Nothing of hostbootd's leaked in: no fd points at hostbootd's own log,
+     * a host log or the platform's state; stdout/stderr are its pipes. */
+    char fddir[64];
+    snprintf(fddir, sizeof fddir, "/proc/%d/fd", (int)pid);
+    DIR *dir = opendir(fddir);
+    IT_CHECK(env, dir != NULL, "fd table readable");
+    struct dirent *e;
+    int leaked = 0;
+    while ((e = readdir(dir))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char fdpath[400], target[IT_PATH_MAX];
+        snprintf(fdpath, sizeof fdpath, "%s/%s", fddir, e->d_name);
+        ssize_t tn = readlink(fdpath, target, sizeof target - 1);
+        if (tn <= 0)
+            continue;
+        target[tn] = 0;
+        int fd = atoi(e->d_name);
+        /* libuv's stdio "pipes" are socketpairs */
+        bool bad = ((fd == 1 || fd == 2) && strncmp(target, "pipe:", 5) != 0 &&
+                    strncmp(target, "socket:", 7) != 0) ||
+                   strstr(target, ".log") || strstr(target, "platform-state");
+        if (bad) {
+            leaked++;
+            print_message("leaked fd %d -> %s\n", fd, target);
+        }
+    }
+    closedir(dir);
+    IT_CHECK(env, leaked == 0, "no inherited fd in the host");
+    delete_host(env, id);
+    json_decref(it_wait_host_state(env, id, "exited", IT_DEADLINE_MS, NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -772,6 +914,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_memory_rlimit_kills_host, setup, teardown),
         cmocka_unit_test_setup_teardown(test_output_flood_capped_and_rotated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostbootd_sigterm_stops_hosts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_isolation, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,8 +15,7 @@
 
 /* "/api/v1/<a>/<b>..." with each segment escaped; NULL on ENOMEM (ctl_call
  * reports it). Owned by c. */
-static const char *api_path(ctl_t *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static const char *api_path(ctl_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static const char *api_path(ctl_t *c, const char *fmt, ...)
 {
@@ -127,8 +126,7 @@ static json_t *member(json_t *root, const char *key, json_type type)
 }
 
 /* Call, then show member `key` as a key/value listing. */
-static int call_show(ctl_t *c, const char *method, const char *path, json_t *body,
-                     const char *key)
+static int call_show(ctl_t *c, const char *method, const char *path, json_t *body, const char *key)
 {
     json_t *out;
     int rc = ctl_call(c, method, path, body, &out);
@@ -172,8 +170,8 @@ static int cmd_hostboots(ctl_t *c, char **args)
         return rc;
     }
     json_t *list = member(out, "hostboots", JSON_ARRAY);
-    static const char *const headers[] = {"ID", "NAME", "VERSION", "STATE", "RUNTIMES", "HOSTS",
-                                          "HEARTBEAT"};
+    static const char *const headers[] = {"ID",       "NAME",  "VERSION",  "STATE",
+                                          "RUNTIMES", "HOSTS", "HEARTBEAT"};
     ctl_table_t *t = list ? ctl_table_new(7, headers) : NULL;
     rc = !list ? CTL_EXIT_API : !t ? oom() : CTL_EXIT_OK;
     size_t i;
@@ -196,7 +194,9 @@ static int cmd_hostboots(ctl_t *c, char **args)
                                json_string_value(json_object_get(hb, "name")),
                                json_string_value(json_object_get(hb, "version")),
                                json_string_value(json_object_get(hb, "state")),
-                               runtimes[0] ? runtimes : NULL, hosts, beat};
+                               runtimes[0] ? runtimes : NULL,
+                               hosts,
+                               beat};
         if (ctl_table_add(t, cells) < 0) {
             rc = oom();
             break;
@@ -218,8 +218,8 @@ static int cmd_hosts(ctl_t *c, char **args)
         return rc;
     }
     json_t *list = member(out, "hosts", JSON_ARRAY);
-    static const char *const headers[] = {"ID", "STATE", "MODE", "RUNTIME", "HOSTBOOT",
-                                          "PID", "UPTIME"};
+    static const char *const headers[] = {"ID",       "STATE", "MODE",  "RUNTIME",
+                                          "HOSTBOOT", "PID",   "UPTIME"};
     ctl_table_t *t = list ? ctl_table_new(7, headers) : NULL;
     rc = !list ? CTL_EXIT_API : !t ? oom() : CTL_EXIT_OK;
     size_t i;
@@ -235,8 +235,11 @@ static int cmd_hosts(ctl_t *c, char **args)
         const char *mode = json_string_value(json_object_get(h, "mode"));
         const char *cells[] = {json_string_value(json_object_get(h, "id")),
                                json_string_value(json_object_get(h, "state")),
-                               json_is_true(json_object_get(h, "dev")) ? "dev" : mode, runtime,
-                               json_string_value(json_object_get(h, "hostboot")), pid, up};
+                               json_is_true(json_object_get(h, "dev")) ? "dev" : mode,
+                               runtime,
+                               json_string_value(json_object_get(h, "hostboot")),
+                               pid,
+                               up};
         if (ctl_table_add(t, cells) < 0) {
             rc = oom();
             break;
@@ -268,8 +271,7 @@ static int cmd_host_start(ctl_t *c, char **args)
 
 static int cmd_host_delete(ctl_t *c, char **args)
 {
-    return call_show(c, "DELETE", api_path(c, "/api/v1/hosts/%s", seg(c, args[0])), NULL,
-                     "host");
+    return call_show(c, "DELETE", api_path(c, "/api/v1/hosts/%s", seg(c, args[0])), NULL, "host");
 }
 
 /* ---- packages ------------------------------------------------------------ */
@@ -295,7 +297,7 @@ static int cmd_packages(ctl_t *c, char **args)
     int rc = ctl_call(c, "GET", "/api/v1/packages", NULL, &out);
     if (rc == CTL_EXIT_OK && !c->json) {
         json_t *list = member(out, "packages", JSON_ARRAY);
-        static const char *const headers[] = {"ID",    "VERSION", "LANGUAGE", "RUNTIME",
+        static const char *const headers[] = {"ID",   "VERSION", "LANGUAGE", "RUNTIME",
                                               "MODE", "ENTRY",   "DIGEST"};
         static const char *const keys[] = {"id",        "version", "language", "runtime_version",
                                            "host_mode", "entry",   "digest"};
@@ -343,8 +345,8 @@ static int cmd_install(ctl_t *c, char **args)
     int rc = CTL_EXIT_OK;
     if (ctl_opt(c, OPT_CONFIG) && !(cfg = config_arg(ctl_opt(c, OPT_CONFIG), &rc)))
         return rc;
-    json_t *body = json_pack("{s:s, s:s, s:s}", "plugin", args[0], "version", args[1], "org",
-                             args[2]);
+    json_t *body =
+        json_pack("{s:s, s:s, s:s}", "plugin", args[0], "version", args[1], "org", args[2]);
     if (!body) {
         json_decref(cfg);
         return oom();
@@ -357,8 +359,8 @@ static int cmd_install(ctl_t *c, char **args)
 static int cmd_instances(ctl_t *c, char **args)
 {
     const char *org = ctl_opt(c, OPT_ORG);
-    const char *path = org ? api_path(c, "/api/v1/instances?org=%s", seg(c, org))
-                           : "/api/v1/instances";
+    const char *path =
+        org ? api_path(c, "/api/v1/instances?org=%s", seg(c, org)) : "/api/v1/instances";
     json_t *out;
     int rc = ctl_call(c, "GET", path, NULL, &out);
     if (rc == CTL_EXIT_OK && !c->json) {
@@ -378,8 +380,8 @@ static int cmd_instance_get(ctl_t *c, char **args)
 static int cmd_instance_actions(ctl_t *c, char **args)
 {
     json_t *out;
-    int rc = ctl_call(c, "GET", api_path(c, "/api/v1/instances/%s/actions", seg(c, args[0])),
-                      NULL, &out);
+    int rc = ctl_call(c, "GET", api_path(c, "/api/v1/instances/%s/actions", seg(c, args[0])), NULL,
+                      &out);
     if (rc != CTL_EXIT_OK || c->json) {
         json_decref(out);
         return rc;
@@ -415,8 +417,8 @@ static int cmd_instance_actions(ctl_t *c, char **args)
 static int instance_action(ctl_t *c, const char *uuid, const char *action, json_t *body)
 {
     json_t *out;
-    int rc = ctl_call(c, "POST",
-                      api_path(c, "/api/v1/instances/%s/%s", seg(c, uuid), action), body, &out);
+    int rc = ctl_call(c, "POST", api_path(c, "/api/v1/instances/%s/%s", seg(c, uuid), action), body,
+                      &out);
     json_decref(body);
     if (rc == CTL_EXIT_OK && !c->json) {
         json_t *inst = json_object_get(out, "instance");
@@ -434,10 +436,22 @@ static int instance_action(ctl_t *c, const char *uuid, const char *action, json_
     return rc;
 }
 
-static int cmd_enable(ctl_t *c, char **args) { return instance_action(c, args[0], "enable", NULL); }
-static int cmd_disable(ctl_t *c, char **args) { return instance_action(c, args[0], "disable", NULL); }
-static int cmd_start(ctl_t *c, char **args) { return instance_action(c, args[0], "start", NULL); }
-static int cmd_stop(ctl_t *c, char **args) { return instance_action(c, args[0], "stop", NULL); }
+static int cmd_enable(ctl_t *c, char **args)
+{
+    return instance_action(c, args[0], "enable", NULL);
+}
+static int cmd_disable(ctl_t *c, char **args)
+{
+    return instance_action(c, args[0], "disable", NULL);
+}
+static int cmd_start(ctl_t *c, char **args)
+{
+    return instance_action(c, args[0], "start", NULL);
+}
+static int cmd_stop(ctl_t *c, char **args)
+{
+    return instance_action(c, args[0], "stop", NULL);
+}
 static int cmd_uninstall(ctl_t *c, char **args)
 {
     return instance_action(c, args[0], "uninstall", NULL);
@@ -453,15 +467,16 @@ static int cmd_upgrade(ctl_t *c, char **args)
 
 static int cmd_org(ctl_t *c, char **args)
 {
-    static const char *const actions[] = {"enable", "disable", "start", "stop", "upgrade",
-                                          "uninstall", NULL};
+    static const char *const actions[] = {"enable",  "disable",   "start", "stop",
+                                          "upgrade", "uninstall", NULL};
     const char *action = args[1];
     bool known = false;
     for (const char *const *a = actions; *a && !known; a++)
         known = strcmp(*a, action) == 0;
     if (!known)
         return ctl_usage_error("unknown org action \"%s\" (enable, disable, start, stop, "
-                               "upgrade, uninstall)", action);
+                               "upgrade, uninstall)",
+                               action);
     const char *version = ctl_opt(c, OPT_VERSION);
     bool upgrade = strcmp(action, "upgrade") == 0;
     if (upgrade != (version != NULL))
@@ -471,8 +486,8 @@ static int cmd_org(ctl_t *c, char **args)
     if (version && !body)
         return oom();
     json_t *out;
-    int rc = ctl_call(c, "POST", api_path(c, "/api/v1/orgs/%s/%s", seg(c, args[0]), action),
-                      body, &out);
+    int rc =
+        ctl_call(c, "POST", api_path(c, "/api/v1/orgs/%s/%s", seg(c, args[0]), action), body, &out);
     json_decref(body);
     if (rc != CTL_EXIT_OK) {
         json_decref(out);
@@ -535,9 +550,9 @@ static int cmd_invoke(ctl_t *c, char **args)
                                 ipath ? seg(c, ipath) : "", ipath && method ? "&" : "",
                                 method ? api_path(c, "method=%s", seg(c, method)) : "");
     ctl_response_t resp;
-    int rc = ctl_call_raw(c, "POST", path,
-                          ctype ? ctype : (data ? "application/octet-stream" : NULL), data, len,
-                          &resp);
+    int rc =
+        ctl_call_raw(c, "POST", path, ctype ? ctype : (data ? "application/octet-stream" : NULL),
+                     data, len, &resp);
     free(file);
     if (rc != CTL_EXIT_OK)
         return rc;

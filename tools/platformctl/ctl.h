@@ -42,9 +42,9 @@ typedef struct {
     const char *token_file; /* for mutating requests */
     bool json;              /* print the response JSON as received */
     long timeout_ms;
-    const char *opt[9];     /* command options, indexed by the OPT_ bit number */
-    unsigned opts_given;    /* OPT_ bits seen */
-    char *pool[CTL_POOL];   /* escaped path segments, freed at exit */
+    const char *opt[9];   /* command options, indexed by the OPT_ bit number */
+    unsigned opts_given;  /* OPT_ bits seen */
+    char *pool[CTL_POOL]; /* escaped path segments, freed at exit */
     size_t n_pool;
 } ctl_t;
 
@@ -85,12 +85,12 @@ char *ctl_read_file(const char *path, size_t *len);
 typedef int (*ctl_cmd_fn)(ctl_t *c, char **args);
 
 typedef struct {
-    const char *name;  /* one or two words: "instances", "host get" */
-    const char *args;  /* usage of the positional arguments and options */
-    int nargs;         /* positional arguments after the name */
-    unsigned opts;     /* OPT_ flags accepted */
+    const char *name; /* one or two words: "instances", "host get" */
+    const char *args; /* usage of the positional arguments and options */
+    int nargs;        /* positional arguments after the name */
+    unsigned opts;    /* OPT_ flags accepted */
     ctl_cmd_fn run;
-    const char *help;  /* one line */
+    const char *help; /* one line */
 } ctl_cmd_t;
 
 /* The command table, terminated by a NULL name. */

@@ -22,7 +22,7 @@ typedef struct {
     const char *content_type; /* of the request body, NULL for none */
     const char *body;         /* request body, NULL for none (POST then sends 0 bytes) */
     size_t body_len;
-    long timeout_ms;          /* whole request */
+    long timeout_ms; /* whole request */
 } ctl_request_t;
 
 /* Perform `req`. Returns 0 when a response came (any status), -EIO on a

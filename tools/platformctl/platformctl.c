@@ -23,9 +23,9 @@
 #define TOKEN_MAX 256
 
 /* Command options by name; the index is the OPT_ bit number. */
-static const char *const g_opt_names[] = {"--mode", "--hostboot", "--config",
-                                          "--org",  "--version",  "--path",
-                                          "--method", "--data",   "--content-type"};
+static const char *const g_opt_names[] = {"--mode",   "--hostboot", "--config",
+                                          "--org",    "--version",  "--path",
+                                          "--method", "--data",     "--content-type"};
 
 static int bit_index(unsigned bit)
 {
@@ -37,7 +37,10 @@ static int bit_index(unsigned bit)
     return i;
 }
 
-const char *ctl_opt(const ctl_t *c, unsigned bit) { return c->opt[bit_index(bit)]; }
+const char *ctl_opt(const ctl_t *c, unsigned bit)
+{
+    return c->opt[bit_index(bit)];
+}
 
 const char *ctl_esc(ctl_t *c, const char *s)
 {
@@ -154,10 +157,14 @@ int ctl_http_failure(const ctl_t *c, const ctl_response_t *resp)
     fprintf(stderr, "platformctl: %ld %s: %s\n", resp->status, code ? code : "http_error", msg);
     json_decref(body);
     switch (resp->status) {
-    case 401: return CTL_EXIT_AUTH;
-    case 404: return CTL_EXIT_NOT_FOUND;
-    case 409: return CTL_EXIT_CONFLICT;
-    default: return CTL_EXIT_API;
+    case 401:
+        return CTL_EXIT_AUTH;
+    case 404:
+        return CTL_EXIT_NOT_FOUND;
+    case 409:
+        return CTL_EXIT_CONFLICT;
+    default:
+        return CTL_EXIT_API;
     }
 }
 
@@ -322,7 +329,10 @@ static int set_global(ctl_t *c, const char *name, const char *value)
 }
 
 /* Number of words in a command name. */
-static int words(const char *name) { return strchr(name, ' ') ? 2 : 1; }
+static int words(const char *name)
+{
+    return strchr(name, ' ') ? 2 : 1;
+}
 
 static const ctl_cmd_t *find_command(char **pos, int npos)
 {
@@ -440,8 +450,8 @@ static int run(int argc, char **argv)
         char group[128];
         group_words(pos[0], group, sizeof group);
         if (group[0] && npos >= 2)
-            rc = ctl_usage_error("unknown command \"%s %s\" (%s %s)", pos[0], pos[1], pos[0],
-                                 group);
+            rc =
+                ctl_usage_error("unknown command \"%s %s\" (%s %s)", pos[0], pos[1], pos[0], group);
         else if (group[0])
             rc = ctl_usage_error("\"%s\" needs a subcommand: %s", pos[0], group);
         else
