@@ -1,85 +1,28 @@
-/* hostbootd: the host manager. */
-#include <getopt.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
+/* hostbootd: the host manager. main() only wires. */
 #include <string.h>
-#include <sysexits.h>
 
 #include "manager.h"
-
-static void usage(FILE *out)
-{
-    fprintf(out, "usage: hostbootd [--config FILE] [--log-level LEVEL] [--version] [--help]\n"
-                 "  --config FILE      JSON configuration (docs/config-hostbootd.md);\n"
-                 "                     without it the embedded defaults are used\n"
-                 "  --log-level LEVEL  err|warning|notice|info|debug (overrides the config)\n");
-}
 
 int main(int argc, char **argv)
 {
     /* The exec wrapper between hostbootd and a host (spawner.h). */
     if (argc > 1 && strcmp(argv[1], "--exec-host") == 0)
         return hb_exec_host_main(argc, argv);
-    plat_log_init("hostbootd");
-    /* A closed log pipe or peer must be an error return, not a death. */
-    signal(SIGPIPE, SIG_IGN);
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"log-level", required_argument, NULL, 'l'},
-        {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *config_path = NULL, *log_level = NULL;
-    int c;
-    while ((c = getopt_long(argc, argv, "c:l:Vh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            config_path = optarg;
-            break;
-        case 'l':
-            log_level = optarg;
-            break;
-        case 'V':
-            printf("hostbootd %s\n", PLAT_VERSION);
-            return 0;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return EX_USAGE;
-        }
-    }
-    if (optind < argc) {
-        plat_log_err("main", "unexpected argument: %s", argv[optind]);
-        return EX_USAGE;
-    }
-    if (log_level && plat_log_level_from_name(log_level) < 0) {
-        plat_log_err("main", "bad --log-level %s: use err, warning, notice, info or debug",
-                     log_level);
-        return EX_USAGE;
-    }
+    plat_daemon_args_t args;
+    int rc = plat_daemon_args(argc, argv, "hostbootd", "docs/config-hostbootd.md", &args);
+    if (rc >= 0)
+        return rc;
     hb_config_t cfg;
     plat_cfg_error_t err;
-    if (hb_config_load(config_path, &cfg, &err) < 0) {
-        char buf[1024];
-        plat_cfg_error_format(&err, buf, sizeof buf);
-        plat_log_err("main", "config error: %s", buf);
-        return PLAT_EX_CONFIG;
-    }
-    plat_log_set_level(
-        (plat_log_level_t)plat_log_level_from_name(log_level ? log_level : cfg.log.level));
+    if (hb_config_load(args.config_path, &cfg, &err) < 0)
+        return plat_daemon_config_error(&err);
+    plat_daemon_set_log_level(&args, cfg.log.level);
 
     uv_loop_t loop;
     uv_loop_init(&loop);
     hb_manager_t m;
-    int rc = hb_manager_start(&m, &loop, &cfg);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    int close_rc = uv_loop_close(&loop);
-    if (close_rc != 0)
-        plat_log_warn("main", "loop closed with handles still open: %s", uv_strerror(close_rc));
+    rc = hb_manager_start(&m, &loop, &cfg);
+    plat_daemon_run(&loop);
     if (rc == 0)
         plat_log_notice("main", "hostbootd stopped id=%s", m.id);
     hb_config_free(&cfg);

@@ -140,10 +140,7 @@ int main(int argc, char **argv)
         .platform_lost_exit_ms = lost_exit_ms,
     };
     int rc = ph_host_start(&h, &loop, &ho);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    int close_rc = uv_loop_close(&loop);
-    if (close_rc != 0)
-        plat_log_warn("main", "loop closed with handles still open: %s", uv_strerror(close_rc));
+    plat_daemon_run(&loop);
     if (rc != 0)
         return 1;
     plat_log_notice("main", "pluginhost stopped id=%s", host_id);

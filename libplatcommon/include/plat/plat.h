@@ -4,6 +4,7 @@
 
 #include "bus.h"
 #include "config.h"
+#include "daemon.h"
 #include "endpoint.h"
 #include "envelope.h"
 #include "id.h"
