@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "package.h"
@@ -37,8 +38,21 @@ struct op {
     void *arg;
 };
 
+/* Crash bookkeeping of one instance (section 7's policy), in memory. */
+typedef struct crash {
+    struct crash *next;
+    pd_lifecycle_t *lc;
+    char uuid[PLAT_UUID_LEN + 1];
+    uint64_t window_start_ms;
+    uint64_t running_since_ms; /* 0 when not running */
+    unsigned count;            /* crashes in the window */
+    uv_timer_t timer;          /* the scheduled restart */
+    uint64_t restart_at_ms;    /* 0 when none is scheduled */
+} crash_t;
+
 struct pd_lifecycle {
     pd_t *pd;
+    crash_t *crashes;
     pd_store_t *store;
     pd_hostmap_t *map;
     char packages_dir[PATH_MAX];
@@ -183,6 +197,9 @@ static void set_state(op_t *op, const char *actual, const char *error)
 
 static void run_step(op_t *op);
 static void step_result(op_t *op, int status, const char *why);
+static crash_t *crash_of(pd_lifecycle_t *lc, const char *uuid, bool create);
+static void crashed(pd_lifecycle_t *lc, const char *uuid, const char *why);
+static void crashes_close(pd_lifecycle_t *lc);
 
 static void dev_hosts_of(const pd_endpoint_t *ep, void *arg);
 
@@ -406,6 +423,9 @@ static void step_result(op_t *op, int status, const char *why)
         } else {
             set_state(op, state_after(a, op->inst.actual_state), NULL);
         }
+        crash_t *c = crash_of(lc, op->inst.uuid, a == PD_ACTION_START);
+        if (c)
+            c->running_since_ms = a == PD_ACTION_START ? plat_mono_ms() : 0;
         if (a == PD_ACTION_UNINSTALL) {
             pd_store_delete_instance(lc->store, op->inst.uuid);
         } else if (persist(op) < 0) {
@@ -704,11 +724,10 @@ void pd_lifecycle_host_gone(pd_lifecycle_t *lc, const char *host_id, const char 
         if (strcmp(inst.actual_state, PD_STATE_RUNNING) == 0) {
             char err[PD_STORE_ERROR_MAX + 1];
             snprintf(err, sizeof err, "host %s ended: %s", host_id, why);
-            pd_store_update_instance_state(lc->store, uuid, PD_STATE_FAILED, NULL, err);
-            pd_store_record_action(lc->store, uuid, "crash", "error", err);
-            plat_log_warn("lifecycle", "instance failed: its host ended (%s) instance=%s "
+            plat_log_warn("lifecycle", "instance crashed: its host ended (%s) instance=%s "
                                        "plugin=%s host=%s",
                           why, uuid, inst.plugin, host_id);
+            crashed(lc, uuid, err);
         }
         pd_store_instance_clear(&inst);
     }
@@ -872,6 +891,7 @@ void pd_lifecycle_destroy(pd_lifecycle_t **lcp)
         else
             op_free(op);
     }
+    crashes_close(lc);
     pd_hostmap_destroy(&lc->map);
     pd_store_close(&lc->store);
     uv_close((uv_handle_t *)&lc->idle_timer, free_lifecycle);
@@ -929,14 +949,17 @@ int pd_lifecycle_register_package(pd_lifecycle_t *lc, const char *path, pd_store
     return rc == -EEXIST ? 1 : 0;
 }
 
+static int64_t restart_in_ms(pd_lifecycle_t *lc, const char *uuid);
+
 json_t *pd_lifecycle_instance_json(pd_lifecycle_t *lc, const pd_store_instance_t *in)
 {
     char host[PD_HOSTMAP_ID_MAX + 1] = "";
     pd_hostmap_host_of(lc->map, in->uuid, host);
     json_error_t jerr;
     json_t *config = json_loads(in->config_json ? in->config_json : "{}", 0, &jerr);
+    int64_t restart = restart_in_ms(lc, in->uuid);
     return json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:o, s:s, s:i, s:I, s:I, s:o, "
-                     "s:b}",
+                     "s:b, s:o}",
                      "uuid", in->uuid, "plugin", in->plugin, "version", in->version, "org",
                      in->org, "config", config ? config : json_object(), "state",
                      in->actual_state, "desired_state", in->desired_state, "host_mode",
@@ -945,7 +968,8 @@ json_t *pd_lifecycle_instance_json(pd_lifecycle_t *lc, const pd_store_instance_t
                      "created_at", (json_int_t)in->created_at, "updated_at",
                      (json_int_t)in->updated_at, "previous_version",
                      in->previous_version[0] ? json_string(in->previous_version) : json_null(),
-                     "busy", op_of(lc, in->uuid) != NULL);
+                     "busy", op_of(lc, in->uuid) != NULL, "restart_in_ms",
+                     restart >= 0 ? json_integer((json_int_t)restart) : json_null());
 }
 
 json_t *pd_lifecycle_host_instances(pd_lifecycle_t *lc, const char *host_id)
@@ -963,4 +987,134 @@ bool pd_lifecycle_knows_host(pd_lifecycle_t *lc, const char *host_id)
 {
     pd_hostmap_host_t info;
     return lc && pd_hostmap_host_info(lc->map, host_id, &info) == 0;
+}
+
+/* ---- crash policy --------------------------------------------------------------------- */
+
+static crash_t *crash_of(pd_lifecycle_t *lc, const char *uuid, bool create)
+{
+    for (crash_t *c = lc->crashes; c; c = c->next)
+        if (strcmp(c->uuid, uuid) == 0)
+            return c;
+    if (!create)
+        return NULL;
+    crash_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->lc = lc;
+    snprintf(c->uuid, sizeof c->uuid, "%s", uuid);
+    uv_timer_init(lc->pd->loop, &c->timer);
+    c->timer.data = c;
+    c->next = lc->crashes;
+    lc->crashes = c;
+    return c;
+}
+
+static void on_restarted(int status, const char *why, const pd_store_instance_t *inst, void *arg)
+{
+    pd_lifecycle_t *lc = arg;
+    if (!inst)
+        return;
+    pd_store_record_action(lc->store, inst->uuid, "restart", status == 0 ? "ok" : "error",
+                           status == 0 ? "restarted after a crash" : why);
+    if (status == 0)
+        plat_log_notice("lifecycle", "instance restarted after a crash instance=%s plugin=%s",
+                        inst->uuid, inst->plugin);
+    else if (status != -ECANCELED)
+        crashed(lc, inst->uuid, why); /* a failed restart counts as the next crash */
+}
+
+static void on_restart_timer(uv_timer_t *t)
+{
+    crash_t *c = t->data;
+    pd_lifecycle_t *lc = c->lc;
+    c->restart_at_ms = 0;
+    pd_store_instance_t inst = {0};
+    if (pd_store_get_instance(lc->store, c->uuid, &inst) < 0)
+        return; /* uninstalled meanwhile */
+    bool want = strcmp(inst.actual_state, PD_STATE_FAILED) == 0 &&
+                strcmp(inst.desired_state, PD_STATE_RUNNING) == 0;
+    pd_store_instance_clear(&inst);
+    if (!want)
+        return; /* an operator acted meanwhile */
+    char why[256];
+    if (pd_lifecycle_act(lc, c->uuid, PD_ACTION_START, NULL, on_restarted, lc, why, sizeof why) <
+        0)
+        plat_log_warn("lifecycle", "automatic restart not started: %s instance=%s", why,
+                      c->uuid);
+}
+
+/* A running instance lost its host (or a restart failed): failed now,
+ * restarted with exponential backoff and jitter; crash_limit crashes in
+ * crash_window_ms leave it failed, retried only every failed_retry_ms. */
+static void crashed(pd_lifecycle_t *lc, const char *uuid, const char *why)
+{
+    const pd_config_t *cfg = lc->pd->cfg;
+    uint64_t now = plat_mono_ms();
+    crash_t *c = crash_of(lc, uuid, true);
+    pd_store_instance_t inst = {0};
+    if (!c || pd_store_get_instance(lc->store, uuid, &inst) < 0)
+        return;
+    if (c->running_since_ms && now - c->running_since_ms >= (uint64_t)cfg->plugins.restart_stable_ms)
+        c->count = 0; /* it had been up long enough: a fresh start */
+    if (c->count == 0 || now - c->window_start_ms > (uint64_t)cfg->plugins.crash_window_ms) {
+        c->count = 0;
+        c->window_start_ms = now;
+    }
+    c->count++;
+    c->running_since_ms = 0;
+    snprintf(inst.actual_state, sizeof inst.actual_state, "%s", PD_STATE_FAILED);
+    snprintf(inst.last_error, sizeof inst.last_error, "%s", why);
+    inst.crash_count = (int32_t)c->count;
+    pd_store_update_instance(lc->store, &inst);
+    pd_store_record_action(lc->store, uuid, "crash", "error", why);
+    uint64_t delay;
+    if (c->count >= (unsigned)cfg->plugins.crash_limit) {
+        delay = (uint64_t)cfg->plugins.failed_retry_ms;
+        plat_log_warn("lifecycle", "instance crashed %u times within %lld ms: failed, %s "
+                                   "instance=%s plugin=%s",
+                      c->count, (long long)cfg->plugins.crash_window_ms,
+                      delay ? "retried slowly" : "left to the operator", uuid, inst.plugin);
+    } else if (cfg->plugins.restart_initial_ms <= 0 ||
+               strcmp(inst.desired_state, PD_STATE_RUNNING) != 0) {
+        delay = 0;
+    } else {
+        unsigned shift = c->count - 1 < 20 ? c->count - 1 : 20;
+        delay = (uint64_t)cfg->plugins.restart_initial_ms << shift;
+        if (delay > (uint64_t)cfg->plugins.restart_max_ms)
+            delay = (uint64_t)cfg->plugins.restart_max_ms;
+        /* ±20 % jitter so that many instances do not restart in step. */
+        uint64_t span = delay / 5;
+        uint32_t r = 0;
+        if (span && getrandom(&r, sizeof r, 0) == (ssize_t)sizeof r)
+            delay = delay - span + r % (2 * span + 1);
+    }
+    pd_store_instance_clear(&inst);
+    if (delay) {
+        c->restart_at_ms = now + delay;
+        uv_timer_start(&c->timer, on_restart_timer, delay, 0);
+        plat_log_info("lifecycle", "instance restart scheduled in %llu ms instance=%s crashes=%u",
+                      (unsigned long long)delay, uuid, c->count);
+    }
+}
+
+/* ms until the scheduled automatic restart, or -1. */
+static int64_t restart_in_ms(pd_lifecycle_t *lc, const char *uuid)
+{
+    crash_t *c = crash_of(lc, uuid, false);
+    uint64_t now = plat_mono_ms();
+    if (!c || !c->restart_at_ms)
+        return -1;
+    return c->restart_at_ms > now ? (int64_t)(c->restart_at_ms - now) : 0;
+}
+
+static void free_crash(uv_handle_t *h) { free(h->data); }
+
+static void crashes_close(pd_lifecycle_t *lc)
+{
+    while (lc->crashes) {
+        crash_t *c = lc->crashes;
+        lc->crashes = c->next;
+        uv_close((uv_handle_t *)&c->timer, free_crash);
+    }
 }

@@ -43,6 +43,14 @@ typedef struct {
         int64_t idle_ms;                /* powerSave: an idle host is stopped after this,
                                            default 30000 */
         int64_t batch_concurrency;      /* org batch actions in flight, default 16 */
+        /* Crash policy (ARCHITECTURE.md section 7). */
+        int64_t restart_initial_ms;     /* first restart delay after a crash, default 1000;
+                                           0 = never restart automatically */
+        int64_t restart_max_ms;         /* cap of the doubling delay, default 60000 */
+        int64_t restart_stable_ms;      /* up this long = the crash count resets, default 60000 */
+        int64_t crash_limit;            /* crashes within crash_window_ms → failed, default 5 */
+        int64_t crash_window_ms;        /* default 300000 */
+        int64_t failed_retry_ms;        /* then retried this slowly, default 600000; 0 = never */
     } plugins;
 } pd_config_t;
 

@@ -1048,8 +1048,9 @@ static void test_crash_fails_instance_only(void **state)
     it_env_t *env = *state;
     daemons_t d;
     json_t *extra =
-        json_pack("{s:{s:i, s:i}, s:{s:i}}", "hosts", "ready_timeout_ms", ACTION_DEADLINE_MS,
-                  "exited_keep_ms", 3600000, "plugins", "action_timeout_ms", 5000);
+        json_pack("{s:{s:i, s:i}, s:{s:i, s:i, s:i}}", "hosts", "ready_timeout_ms",
+                  ACTION_DEADLINE_MS, "exited_keep_ms", 3600000, "plugins", "action_timeout_ms",
+                  5000, "restart_initial_ms", 4000, "restart_max_ms", 4000);
     memset(&d, 0, sizeof d);
     d.pd_cfg = it_platformd_config(env, HB_INTERVAL_MS, HB_MISS, extra);
     json_decref(extra);
@@ -1111,9 +1112,30 @@ static void test_crash_fails_instance_only(void **state)
     IT_CHECK(env, strcmp(instance_state(env, hello, state_buf, sizeof state_buf), "running") == 0,
              "hello still running (%s)", state_buf);
 
-    /* An operator can start the failed instance again. */
-    inst = act_ok(env, crashy, "start", "running");
+    /* The crash policy brings it back by itself (first restart after
+     * restart_initial_ms ± 20 %), and says so in the instance and its
+     * audit trail. */
+    wait_instance(env, crashy, "running", NULL, false, ACTION_DEADLINE_MS + 8000);
+    inst = get_instance(env, crashy);
+    IT_CHECK(env, jint(inst, "crash_count", -1) == 1, "crash_count 1 (%lld)",
+             (long long)jint(inst, "crash_count", -1));
     json_decref(inst);
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/instances/%s/actions", crashy);
+    json_t *acts = it_get_json(env, path);
+    bool saw_crash = false, saw_restart = false;
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(acts, "actions"), i, a)
+    {
+        const char *what = json_string_value(json_object_get(a, "action"));
+        const char *res = json_string_value(json_object_get(a, "result"));
+        saw_crash = saw_crash || (what && strcmp(what, "crash") == 0);
+        saw_restart = saw_restart ||
+                      (what && res && strcmp(what, "restart") == 0 && strcmp(res, "ok") == 0);
+    }
+    json_decref(acts);
+    IT_CHECK(env, saw_crash && saw_restart, "the audit trail shows the crash and the restart");
     invoke_expect(env, crashy, "ok");
 }
 
