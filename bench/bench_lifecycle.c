@@ -50,13 +50,13 @@
 
 typedef struct {
     const char *platformd, *hostbootd, *pluginhost, *examples;
-    int instances;     /* highPerformance instances */
-    int invokes;       /* timed invokes */
-    int warmup;        /* unmeasured invokes first */
+    int instances;      /* highPerformance instances */
+    int invokes;        /* timed invokes */
+    int warmup;         /* unmeasured invokes first */
     int orgs[ORGS_MAX]; /* org sizes */
     size_t n_orgs;
     int max_per_host, concurrency, idle_ms;
-    bool cold;          /* also the start with no host up */
+    bool cold;             /* also the start with no host up */
     const char *log_level; /* of the daemons */
     bool keep;
 } opts_t;
@@ -224,9 +224,9 @@ static void make_powersave_package(const char *hello_dir, char *out, size_t size
 
 typedef struct {
     double *start, *stop, *restart; /* ms, one per instance */
-    int reused;                      /* first start ran on the host kept from enable */
-    char invoke_uuid[UUID_MAX];      /* the warm-up instance, running */
-    size_t hosts_running;            /* live hosts with every instance running */
+    int reused;                     /* first start ran on the host kept from enable */
+    char invoke_uuid[UUID_MAX];     /* the warm-up instance, running */
+    size_t hosts_running;           /* live hosts with every instance running */
 } hp_t;
 
 static void run_hp(const opts_t *o, hp_t *hp)
@@ -325,8 +325,8 @@ static org_step_t org_action(const char *org, const char *action, int size, cons
     {
         if (!json_is_true(json_object_get(it, "ok"))) {
             if (!g_failed++)
-                snprintf(g_first_failure, sizeof g_first_failure, "org %s %s: instance %s: %s",
-                         org, action, jstr(it, "uuid"), jstr(it, "error"));
+                snprintf(g_first_failure, sizeof g_first_failure, "org %s %s: instance %s: %s", org,
+                         action, jstr(it, "uuid"), jstr(it, "error"));
             s.failed++;
         } else if (strcmp(jstr(it, "state"), want) != 0) {
             bench_fail("org %s %s: instance %s is \"%s\", not \"%s\"", org, action,
@@ -450,22 +450,54 @@ int main(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'n': o.instances = bench_int_arg(optarg, 0, 5000, usage); break;
-        case 'i': o.invokes = bench_int_arg(optarg, 0, 10000000, usage); break;
-        case 'w': o.warmup = bench_int_arg(optarg, 0, 100000, usage); break;
-        case 'o': parse_orgs(optarg, &o); break;
-        case 'm': o.max_per_host = bench_int_arg(optarg, 1, 10000, usage); break;
-        case 'c': o.concurrency = bench_int_arg(optarg, 1, 1024, usage); break;
-        case 'I': o.idle_ms = bench_int_arg(optarg, 0, 86400000, usage); break;
-        case 'C': o.cold = false; break;
-        case 'L': o.log_level = optarg; break;
-        case 'k': o.keep = true; break;
-        case 'P': o.platformd = optarg; break;
-        case 'H': o.hostbootd = optarg; break;
-        case 'E': o.pluginhost = optarg; break;
-        case 'X': o.examples = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'n':
+            o.instances = bench_int_arg(optarg, 0, 5000, usage);
+            break;
+        case 'i':
+            o.invokes = bench_int_arg(optarg, 0, 10000000, usage);
+            break;
+        case 'w':
+            o.warmup = bench_int_arg(optarg, 0, 100000, usage);
+            break;
+        case 'o':
+            parse_orgs(optarg, &o);
+            break;
+        case 'm':
+            o.max_per_host = bench_int_arg(optarg, 1, 10000, usage);
+            break;
+        case 'c':
+            o.concurrency = bench_int_arg(optarg, 1, 1024, usage);
+            break;
+        case 'I':
+            o.idle_ms = bench_int_arg(optarg, 0, 86400000, usage);
+            break;
+        case 'C':
+            o.cold = false;
+            break;
+        case 'L':
+            o.log_level = optarg;
+            break;
+        case 'k':
+            o.keep = true;
+            break;
+        case 'P':
+            o.platformd = optarg;
+            break;
+        case 'H':
+            o.hostbootd = optarg;
+            break;
+        case 'E':
+            o.pluginhost = optarg;
+            break;
+        case 'X':
+            o.examples = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind < argc) {
@@ -524,9 +556,9 @@ int main(int argc, char **argv)
         .hostbootd = o.hostbootd,
         .pluginhost = o.pluginhost,
         .log_level = o.log_level,
-        .platformd_extra = json_pack("{s:{s:i, s:i, s:i}}", "plugins", "max_instances_per_host",
-                                     o.max_per_host, "batch_concurrency", o.concurrency,
-                                     "idle_ms", o.idle_ms),
+        .platformd_extra =
+            json_pack("{s:{s:i, s:i, s:i}}", "plugins", "max_instances_per_host", o.max_per_host,
+                      "batch_concurrency", o.concurrency, "idle_ms", o.idle_ms),
     };
     bench_platform_start(&p);
     char ps_dir[PATH_MAX];
@@ -554,9 +586,10 @@ int main(int argc, char **argv)
 
     if (o.instances > 0) {
         size_t n = (size_t)o.instances;
-        printf("\nhighPerformance %s, API call -> 200 (ms)              n   median      p99     mean"
-               "      min      max\n",
-               HP_PLUGIN);
+        printf(
+            "\nhighPerformance %s, API call -> 200 (ms)              n   median      p99     mean"
+            "      min      max\n",
+            HP_PLUGIN);
         bench_print_stats("start (after enable, on its host)", bench_stats_of(hp.start, n));
         bench_print_stats("stop (host killed)", bench_stats_of(hp.stop, n));
         bench_print_stats("start again (new host spawned)", bench_stats_of(hp.restart, n));
@@ -598,8 +631,9 @@ int main(int argc, char **argv)
     free(invoke);
     free(healthz);
     if (g_failed) {
-        fprintf(stderr, "bench: error: %d instance actions failed in org batches (figures "
-                        "above marked FAILED); first: %s\n",
+        fprintf(stderr,
+                "bench: error: %d instance actions failed in org batches (figures "
+                "above marked FAILED); first: %s\n",
                 g_failed, g_first_failure);
         return 1;
     }

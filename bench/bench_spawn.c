@@ -55,7 +55,6 @@ typedef struct {
     bool keep;    /* keep the temp dir */
 } opts_t;
 
-
 /* ---- 1. baseline -------------------------------------------------------------- */
 
 /* ms[i]: fork -> message received; cpu[i]: the child's CPU time, fork to exit. */
@@ -100,8 +99,8 @@ static void run_baseline(const opts_t *o, double *ms, double *cpu)
             bench_check_alive();
         }
         if (n < 0)
-            bench_fail("baseline: child pid %d sent nothing within %d ms: %s", (int)pid, BASELINE_RECV_MS,
-                 zmq_strerror(zmq_errno()));
+            bench_fail("baseline: child pid %d sent nothing within %d ms: %s", (int)pid,
+                       BASELINE_RECV_MS, zmq_strerror(zmq_errno()));
         int more = 0;
         size_t more_size = sizeof more;
         zmq_getsockopt(router, ZMQ_RCVMORE, &more, &more_size);
@@ -221,7 +220,7 @@ static void await_hosts(host_t *h, size_t n, bool want_exited, int poll_ms, int 
             break;
         if (bench_ms_since(t0) > deadline_ms)
             bench_fail("%zu of %zu hosts not %s within %d ms; see %s", pending, n,
-                 want_exited ? "exited" : "ready", deadline_ms, bench_hostbootd_log());
+                       want_exited ? "exited" : "ready", deadline_ms, bench_hostbootd_log());
         bench_sleep_ms(poll_ms);
     }
 }
@@ -250,10 +249,10 @@ static void measure_memory(const host_t *h, size_t n, mem_t *m)
         char comm[64];
         if (!bench_proc_stat(h[i].pid, &ppid, comm, sizeof comm, NULL))
             bench_fail("host %s: pid %d is gone although the platform lists it ready", h[i].id,
-                 (int)h[i].pid);
+                       (int)h[i].pid);
         if (ppid != hb || strcmp(comm, "pluginhost") != 0)
             bench_fail("host %s: pid %d is \"%s\" with parent %d, not a pluginhost of hostbootd %d",
-                 h[i].id, (int)h[i].pid, comm, (int)ppid, (int)hb);
+                       h[i].id, (int)h[i].pid, comm, (int)ppid, (int)hb);
         long r = bench_proc_kb(h[i].pid, "status", "VmRSS");
         long a = bench_proc_kb(h[i].pid, "status", "RssAnon");
         long p = bench_proc_kb(h[i].pid, "smaps_rollup", "Pss");
@@ -264,7 +263,8 @@ static void measure_memory(const host_t *h, size_t n, mem_t *m)
         anon[i] = (double)a;
         pss_sum += (double)p;
     }
-    bench_stats_t rs = bench_stats_of(rss, n), as = bench_stats_of(anon, n), cs = bench_stats_of(cpu, n);
+    bench_stats_t rs = bench_stats_of(rss, n), as = bench_stats_of(anon, n),
+                  cs = bench_stats_of(cpu, n);
     m->host_cpu_median = cs.median;
     m->host_cpu_mean = cs.mean;
     m->host_rss_median = rs.median;
@@ -280,9 +280,8 @@ static void measure_memory(const host_t *h, size_t n, mem_t *m)
 
 static void run_platform(const opts_t *o, host_t *hosts, mem_t *mem)
 {
-    bench_platform_t p = {.platformd = o->platformd,
-                          .hostbootd = o->hostbootd,
-                          .pluginhost = o->pluginhost};
+    bench_platform_t p = {
+        .platformd = o->platformd, .hostbootd = o->hostbootd, .pluginhost = o->pluginhost};
     bench_platform_start(&p);
     mem->pd_idle = bench_proc_kb(bench_platformd_pid(), "status", "VmRSS");
     mem->hb_idle = bench_proc_kb(bench_hostbootd_pid(), "status", "VmRSS");
@@ -313,8 +312,8 @@ static void run_platform(const opts_t *o, host_t *hosts, mem_t *mem)
     size_t n_left = bench_children_of(bench_hostbootd_pid(), "pluginhost", left, 16);
     if (n_left)
         bench_fail("%zu pluginhost processes still running after all hosts were reported exited "
-             "(first pid %d)",
-             n_left, (int)left[0]);
+                   "(first pid %d)",
+                   n_left, (int)left[0]);
 }
 
 /* ---- main ---------------------------------------------------------------------- */

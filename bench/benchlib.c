@@ -153,8 +153,8 @@ void bench_check_alive(void)
         if (p->pid && !p->reaped && !proc_running(p)) {
             char st[64];
             bench_describe_status(p->status, st, sizeof st);
-            bench_fail("%s (pid %d) died during the run: %s; its log: %s", p->name, (int)p->pid,
-                       st, p->log);
+            bench_fail("%s (pid %d) died during the run: %s; its log: %s", p->name, (int)p->pid, st,
+                       p->log);
         }
     }
 }
@@ -214,8 +214,8 @@ static bool proc_stop(proc_t *p)
     if (!WIFEXITED(p->status) || WEXITSTATUS(p->status) != 0) {
         char st[64];
         bench_describe_status(p->status, st, sizeof st);
-        fprintf(stderr, "bench: %s (pid %d) ended with %s; its log: %s\n", p->name, (int)p->pid,
-                st, p->log);
+        fprintf(stderr, "bench: %s (pid %d) ended with %s; its log: %s\n", p->name, (int)p->pid, st,
+                p->log);
         return false;
     }
     return true;
@@ -431,8 +431,7 @@ long bench_request(const char *method, const char *path, const char *body, int t
     CURLcode rc = curl_easy_perform(g_curl);
     curl_slist_free_all(hdr);
     if (rc != CURLE_OK) {
-        snprintf(r->err, sizeof r->err, "%.8s %.384s: %.100s", method, url,
-                 curl_easy_strerror(rc));
+        snprintf(r->err, sizeof r->err, "%.8s %.384s: %.100s", method, url, curl_easy_strerror(rc));
     } else {
         curl_easy_getinfo(g_curl, CURLINFO_RESPONSE_CODE, &r->status);
         snprintf(r->err, sizeof r->err, "%.8s %.384s -> %ld %.300s", method, url, r->status,
@@ -508,8 +507,8 @@ static void wait_healthy(void)
         if (st == 200)
             return;
         if (bench_ms_since(t0) > UP_DEADLINE_MS)
-            bench_fail("platformd not healthy within %d ms: %s; its log: %s", UP_DEADLINE_MS,
-                       r.err, g_procs[P_PLATFORMD].log);
+            bench_fail("platformd not healthy within %d ms: %s; its log: %s", UP_DEADLINE_MS, r.err,
+                       g_procs[P_PLATFORMD].log);
         bench_sleep_ms(20);
     }
 }
@@ -550,8 +549,8 @@ static void wait_hostboot(void)
         if (ready)
             return;
         if (bench_ms_since(t0) > UP_DEADLINE_MS)
-            bench_fail("%s not registered within %d ms; see %s", BENCH_HOSTBOOT_ID,
-                       UP_DEADLINE_MS, g_procs[P_HOSTBOOTD].log);
+            bench_fail("%s not registered within %d ms; see %s", BENCH_HOSTBOOT_ID, UP_DEADLINE_MS,
+                       g_procs[P_HOSTBOOTD].log);
         bench_sleep_ms(20);
     }
 }

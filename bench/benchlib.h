@@ -85,7 +85,7 @@ double bench_proc_cpu_ms(pid_t pid);
 
 typedef struct {
     const char *platformd, *hostbootd, *pluginhost; /* binaries */
-    const char *log_level;   /* of both daemons; NULL: "warning" */
+    const char *log_level;                          /* of both daemons; NULL: "warning" */
     json_t *platformd_extra; /* members added to platformd's config (stolen; NULL: none) */
 } bench_platform_t;
 

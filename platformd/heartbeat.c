@@ -69,11 +69,31 @@ static void on_lost(const pd_endpoint_t *ep, uint64_t silent_ms, void *arg)
         pd_lifecycle_host_gone(pd->lifecycle, ep->id, "host lost (no heartbeat)");
 }
 
+static uint64_t check_every(const pd_t *pd)
+{
+    uint64_t interval = (uint64_t)pd->cfg->heartbeat.interval_ms;
+    return interval / 4 ? interval / 4 : 1;
+}
+
 static void on_lost_timer(uv_timer_t *t)
 {
     pd_t *pd = t->data;
+    uint64_t now = plat_mono_ms();
+    uint64_t every = check_every(pd);
+    /* A check that comes late means this loop was busy (a burst of commits,
+     * a slow disk): what endpoints sent meanwhile is still queued unread, so
+     * that time must not make them look silent. */
+    if (pd->last_lost_check_ms && now - pd->last_lost_check_ms > 2 * every) {
+        uint64_t deaf = now - pd->last_lost_check_ms - every;
+        if (deaf >= (uint64_t)pd->cfg->heartbeat.interval_ms)
+            plat_log_warn("heartbeat", "event loop stalled for %llu ms; not counted as endpoint "
+                                       "silence",
+                          (unsigned long long)deaf);
+        pd_registry_forgive(pd->reg, deaf, now);
+    }
+    pd->last_lost_check_ms = now;
     uint64_t window = (uint64_t)pd->cfg->heartbeat.interval_ms * (uint64_t)pd->cfg->heartbeat.miss;
-    pd_registry_mark_lost(pd->reg, plat_mono_ms(), window, on_lost, pd);
+    pd_registry_mark_lost(pd->reg, now, window, on_lost, pd);
 }
 
 void pd_heartbeat_start(pd_t *pd)
@@ -81,7 +101,7 @@ void pd_heartbeat_start(pd_t *pd)
     uint64_t interval = (uint64_t)pd->cfg->heartbeat.interval_ms;
     /* Silence is checked four times per interval so "lost" shows within
      * the window plus a quarter interval. */
-    uint64_t check = interval / 4 ? interval / 4 : 1;
+    uint64_t check = check_every(pd);
     uv_timer_start(&pd->ping_timer, on_ping_timer, interval, interval);
     uv_timer_start(&pd->lost_timer, on_lost_timer, check, check);
 }

@@ -31,6 +31,7 @@ typedef struct pd {
     pd_httpapi_t *http;
     uv_timer_t ping_timer;
     uv_timer_t lost_timer;
+    uint64_t last_lost_check_ms; /* when the lost check last ran (stall detection) */
     uv_timer_t watchdog_timer; /* systemd WATCHDOG=1 */
     uv_signal_t sig_term;
     uv_signal_t sig_int;

@@ -277,6 +277,17 @@ size_t pd_registry_mark_lost(pd_registry_t *reg, uint64_t now_ms, uint64_t silen
     return n;
 }
 
+void pd_registry_forgive(pd_registry_t *reg, uint64_t deaf_ms, uint64_t now_ms)
+{
+    for (size_t i = 0; i < reg->n; i++) {
+        pd_endpoint_t *ep = reg->items[i];
+        if (!pd_endpoint_registered(ep) || ep->lost)
+            continue;
+        uint64_t seen = ep->last_seen_ms + deaf_ms;
+        ep->last_seen_ms = seen < now_ms ? seen : now_ms;
+    }
+}
+
 int pd_registry_remove(pd_registry_t *reg, const char *id)
 {
     ptrdiff_t i = search(reg, id);

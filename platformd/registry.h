@@ -123,6 +123,11 @@ size_t pd_registry_mark_lost(pd_registry_t *reg, uint64_t now_ms, uint64_t silen
                                              void *arg),
                              void *arg);
 
+/* The platform itself could not listen for `deaf_ms` (its loop stalled):
+ * that time does not count against anyone — every registered endpoint's
+ * last_seen_ms moves forward by it, at most to now_ms. */
+void pd_registry_forgive(pd_registry_t *reg, uint64_t deaf_ms, uint64_t now_ms);
+
 /* Forget `id`. 0 or -ENOENT. */
 int pd_registry_remove(pd_registry_t *reg, const char *id);
 

@@ -53,6 +53,11 @@ rc=0
 for t in "${targets[@]}"; do
   [[ $t != "${targets[0]}" ]] && echo
   echo "bench: $build/bench/$t $*"
-  "$build/bench/$t" "$@" || { rc=$?; echo "bench: $t failed (exit status $rc)" >&2; }
+  st=0
+  "$build/bench/$t" "$@" || st=$?
+  if ((st != 0)); then
+    echo "bench: $t failed (exit status $st)" >&2
+    ((rc == 0)) && rc=$st
+  fi
 done
 exit "$rc"

@@ -161,6 +161,25 @@ static void test_touch_and_lost(void **state)
     assert_int_equal(pd_registry_mark_lost(reg, 10, 300, NULL, NULL), 0);
 }
 
+static void test_forgive_a_deaf_platform(void **state)
+{
+    pd_registry_t *reg = *state;
+    assert_non_null(pd_registry_put_host(reg, HOST_A, 1, "c", "1", "dev", true, "", "v", BOOT, 0,
+                                         NULL));
+    assert_non_null(pd_registry_put_hostboot(reg, "hostboot-x", "x", "v", BOOT, NULL, 0, 100,
+                                             NULL));
+    /* The platform stalled 1000 ms: nobody is silent for it. */
+    pd_registry_forgive(reg, 1000, 1200);
+    assert_int_equal(pd_registry_find(reg, HOST_A)->last_seen_ms, 1000);
+    assert_int_equal(pd_registry_find(reg, "hostboot-x")->last_seen_ms, 1100);
+    assert_int_equal(pd_registry_mark_lost(reg, 1250, 300, NULL, NULL), 0);
+    /* Never into the future. */
+    pd_registry_forgive(reg, 5000, 1300);
+    assert_int_equal(pd_registry_find(reg, HOST_A)->last_seen_ms, 1300);
+    /* Silence after the stall still counts. */
+    assert_int_equal(pd_registry_mark_lost(reg, 1601, 300, NULL, NULL), 2);
+}
+
 static void test_foreach_sorted_and_remove(void **state)
 {
     pd_registry_t *reg = *state;
@@ -217,6 +236,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_long_strings_truncated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_touch_and_lost, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forgive_a_deaf_platform, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreach_sorted_and_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_entries, setup, teardown),
     };
