@@ -50,9 +50,25 @@ typedef struct crash {
     uint64_t restart_at_ms;    /* 0 when none is scheduled */
 } crash_t;
 
+/* A host being spawned for actions; the actions placed on it (attached
+ * and counted, so powerSave fills it instead of spawning more) wait here
+ * until it is ready. */
+typedef struct pending_host {
+    struct pending_host *next;
+    pd_lifecycle_t *lc;
+    char host_id[PLAT_ID_MAX + 1];
+    op_t **waiters;
+    size_t n, cap;
+    bool in_start;          /* pd_hosts_start is on the stack */
+    bool ended_in_start;    /* ...and already reported */
+    int status;
+    char why[256];
+} pending_host_t;
+
 struct pd_lifecycle {
     pd_t *pd;
     crash_t *crashes;
+    pending_host_t *pending;
     pd_store_t *store;
     pd_hostmap_t *map;
     char packages_dir[PATH_MAX];
@@ -301,31 +317,135 @@ static void attach_and_send(op_t *op, bool attached)
     send_action(op);
 }
 
+static pending_host_t *pending_of(pd_lifecycle_t *lc, const char *host_id)
+{
+    for (pending_host_t *ph = lc->pending; ph; ph = ph->next)
+        if (strcmp(ph->host_id, host_id) == 0)
+            return ph;
+    return NULL;
+}
+
+static int pending_add(pending_host_t *ph, op_t *op)
+{
+    if (ph->n == ph->cap) {
+        size_t cap = ph->cap ? ph->cap * 2 : 8;
+        op_t **w = realloc(ph->waiters, cap * sizeof *w);
+        if (!w)
+            return -ENOMEM;
+        ph->waiters = w;
+        ph->cap = cap;
+    }
+    ph->waiters[ph->n++] = op;
+    op->waiting = true;
+    return 0;
+}
+
+static void pending_unlink(pending_host_t *ph)
+{
+    for (pending_host_t **pp = &ph->lc->pending; *pp; pp = &(*pp)->next)
+        if (*pp == ph) {
+            *pp = ph->next;
+            return;
+        }
+}
+
+/* The host is ready (status 0) or will never be: run or fail its waiters. */
+static void pending_done(pending_host_t *ph, int status, const char *why)
+{
+    pd_lifecycle_t *lc = ph->lc;
+    pending_unlink(ph);
+    if (status != 0 && lc->map && ph->host_id[0])
+        pd_hostmap_retire(lc->map, ph->host_id, NULL);
+    for (size_t i = 0; i < ph->n; i++) {
+        op_t *op = ph->waiters[i];
+        op->waiting = false;
+        if (op->cancelled) {
+            op_free(op);
+            continue;
+        }
+        if (status != 0)
+            /* No hostboot can run it (unknown runtime, missing binary):
+             * the API's "no_hostboot"; else the start's own failure. */
+            step_result(op, status == -ENOENT || status == -ENOEXEC ? -ENODEV : status, why);
+        else
+            send_action(op);
+    }
+    if (status != 0 && lc->map && ph->host_id[0])
+        pd_hostmap_remove_host(lc->map, ph->host_id, NULL);
+    free(ph->waiters);
+    free(ph);
+}
+
 static void on_host_ready(pd_t *pd, const char *host_id, int status, const char *why, void *arg)
 {
     (void)pd;
-    op_t *op = arg;
-    op->waiting = false;
-    if (op->cancelled) {
-        op_free(op);
+    (void)host_id;
+    pending_host_t *ph = arg;
+    if (ph->in_start) { /* reported before pd_hosts_start returned */
+        ph->ended_in_start = true;
+        ph->status = status ? status : -EIO;
+        snprintf(ph->why, sizeof ph->why, "%s", why ? why : "host start failed");
         return;
     }
-    if (status != 0) {
-        /* No hostboot can run it (unknown runtime, missing binary): the
-         * API's "no_hostboot"; anything else is the start's own failure. */
-        step_result(op, status == -ENOENT || status == -ENOEXEC ? -ENODEV : status, why);
+    pd_lifecycle_t *lc = ph->lc;
+    if (status == 0 && lc->map) {
+        pd_hostmap_host_t info;
+        if (pd_hostmap_host_info(lc->map, ph->host_id, &info) < 0) {
+            status = -ESHUTDOWN;
+            why = "the new host was retired while starting";
+        }
+    }
+    pending_done(ph, status, why);
+}
+
+/* Place `op` on a host that is still starting: attach and begin now (the
+ * slot counts), send when it is ready. */
+static void wait_for_host(op_t *op, pending_host_t *ph, bool attached)
+{
+    uint64_t now = plat_mono_ms();
+    int rc = attached ? 0 : pd_hostmap_attach(op->lc->map, op->inst.uuid, ph->host_id, false, now);
+    if (rc == 0 || rc == -EEXIST)
+        rc = pd_hostmap_begin(op->lc->map, op->inst.uuid, ph->host_id, now);
+    if (rc == 0)
+        rc = pending_add(ph, op);
+    if (rc < 0)
+        step_result(op, rc, "cannot place the instance on the starting host");
+}
+
+/* Spawn a host for `op` (and for whoever the modes place there meanwhile). */
+static void spawn_for(op_t *op, pd_mode_t mode)
+{
+    pd_lifecycle_t *lc = op->lc;
+    pending_host_t *ph = calloc(1, sizeof *ph);
+    if (!ph) {
+        step_result(op, -ENOMEM, "out of memory");
         return;
     }
-    pd_mode_t mode;
-    pd_mode_parse(op->inst.host_mode, &mode);
-    int rc = pd_hostmap_add_host(op->lc->map, host_id, op->pkg.language, op->pkg.runtime_version,
-                                 mode, plat_mono_ms());
+    ph->lc = lc;
+    ph->in_start = true;
+    char why[512];
+    int rc = pd_hosts_start(lc->pd, op->pkg.language, op->pkg.runtime_version,
+                            pd_mode_name(mode), NULL, on_host_ready, ph, ph->host_id, why,
+                            sizeof why);
+    ph->in_start = false;
+    if (rc < 0) {
+        free(ph);
+        step_result(op, rc == -ENOENT ? -ENODEV : rc, why);
+        return;
+    }
+    rc = pd_hostmap_add_host(lc->map, ph->host_id, op->pkg.language, op->pkg.runtime_version,
+                             mode, plat_mono_ms());
+    ph->next = lc->pending;
+    lc->pending = ph;
+    snprintf(op->host_id, sizeof op->host_id, "%s", ph->host_id);
     if (rc < 0 && rc != -EEXIST) {
+        pending_done(ph, rc, "cannot record the new host");
         step_result(op, rc, "cannot record the new host");
         return;
     }
-    snprintf(op->host_id, sizeof op->host_id, "%s", host_id);
-    attach_and_send(op, false);
+    wait_for_host(op, ph, false);
+    if (ph->ended_in_start)
+        pending_done(ph, ph->status, ph->why);
 }
 
 static void run_step(op_t *op)
@@ -368,17 +488,15 @@ static void run_step(op_t *op)
         }
     }
     if (c.kind == PD_CHOICE_SPAWN) {
-        char id[PLAT_ID_MAX + 1], why[512];
-        rc = pd_hosts_start(pd, op->pkg.language, op->pkg.runtime_version, pd_mode_name(mode),
-                            NULL, on_host_ready, op, id, why, sizeof why);
-        if (rc < 0) {
-            step_result(op, rc == -ENOENT ? -ENODEV : rc, why);
-            return;
-        }
-        op->waiting = true;
+        spawn_for(op, mode);
         return;
     }
     snprintf(op->host_id, sizeof op->host_id, "%s", c.host_id);
+    pending_host_t *ph = pending_of(lc, c.host_id);
+    if (ph) { /* chosen host is still starting: wait with the others */
+        wait_for_host(op, ph, c.attached);
+        return;
+    }
     if (c.add_first) {
         const pd_endpoint_t *ep = pd_registry_find(pd->reg, c.host_id);
         pd_hostmap_add_host(lc->map, c.host_id, op->pkg.language,
@@ -892,6 +1010,8 @@ void pd_lifecycle_destroy(pd_lifecycle_t **lcp)
             op_free(op);
     }
     crashes_close(lc);
+    /* Pending hosts are finished by pd_hosts_shutdown (-ECANCELED); their
+     * waiters are cancelled above and the map is gone by then. */
     pd_hostmap_destroy(&lc->map);
     pd_store_close(&lc->store);
     uv_close((uv_handle_t *)&lc->idle_timer, free_lifecycle);
