@@ -123,6 +123,14 @@ static void send_heartbeat(hb_manager_t *m)
 
 static void on_heartbeat(uv_timer_t *t) { send_heartbeat(t->data); }
 
+/* From the loop itself: a stuck loop stops the pings and systemd restarts
+ * us (KillMode=process: the hosts stay). */
+static void on_watchdog(uv_timer_t *t)
+{
+    (void)t;
+    sd_notify(0, "WATCHDOG=1");
+}
+
 /* The link's operator-facing events, logged as ours. */
 static void on_link_log(plat_log_level_t level, const char *line, void *arg)
 {
@@ -228,12 +236,21 @@ int hb_manager_start(hb_manager_t *m, uv_loop_t *loop, const hb_config_t *cfg)
         hb_spawner_destroy(&m->spawner);
         return rc;
     }
+    size_t adopted = hb_spawner_adopt(m->spawner);
+    if (adopted)
+        plat_log_notice("manager", "adopted %zu hosts of the previous hostbootd", adopted);
     uv_signal_init(loop, &m->sig_term);
     uv_signal_init(loop, &m->sig_int);
     m->sig_term.data = m->sig_int.data = m;
     m->handles_open += 2;
     uv_signal_start(&m->sig_term, on_signal, SIGTERM);
     uv_signal_start(&m->sig_int, on_signal, SIGINT);
+    uv_timer_init(loop, &m->watchdog);
+    m->watchdog.data = m;
+    m->handles_open++;
+    uint64_t wd_usec = 0;
+    if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec >= 2000)
+        uv_timer_start(&m->watchdog, on_watchdog, wd_usec / 2000, wd_usec / 2000);
     sd_notify(0, "READY=1\nSTATUS=registering");
     plat_log_notice("manager", "hostbootd %s started id=%s boot_id=%s platform=%s runtimes=%zu",
                     PLAT_VERSION, m->id, m->boot_id, cfg->platform.endpoint, cfg->n_runtimes);
@@ -258,6 +275,7 @@ void hb_manager_stop(hb_manager_t *m)
     sd_notify(0, "STOPPING=1");
     hb_spawner_stop_all(m->spawner, on_hosts_stopped, m);
     uv_close((uv_handle_t *)&m->heartbeat, on_closed);
+    uv_close((uv_handle_t *)&m->watchdog, on_closed);
     uv_close((uv_handle_t *)&m->sig_term, on_closed);
     uv_close((uv_handle_t *)&m->sig_int, on_closed);
 }

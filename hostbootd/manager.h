@@ -21,6 +21,7 @@ typedef struct {
     plat_link_t *link;
     hb_spawner_t *spawner;
     uv_timer_t heartbeat;
+    uv_timer_t watchdog; /* systemd WATCHDOG=1, when the unit sets WatchdogSec= */
     uv_signal_t sig_term, sig_int;
     int handles_open;
     unsigned sigint_count;

@@ -18,6 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "hostlog.h"
 #include "plat/log.h"
 
@@ -31,7 +33,10 @@ struct host {
     hb_spawner_t *sp;
     char id[PLAT_ID_MAX + 1];
     char language[33], version[33], mode[32];
-    uv_process_t proc;
+    uv_process_t proc;     /* our child ... */
+    uv_poll_t pidpoll;     /* ... or adopted: its pidfd turns readable at exit */
+    bool adopted;          /* spawned by an earlier hostbootd, not our child */
+    unsigned long long starttime; /* /proc/<pid>/stat field 22: tells pid reuse apart */
     uv_pipe_t out, err;
     uv_timer_t timer; /* grace period, then output drain */
     int pidfd;
@@ -60,6 +65,7 @@ struct hb_spawner {
     gid_t gid;
     void (*done)(void *arg);
     void *done_arg;
+    char state_path[PATH_MAX]; /* <hosts.work_dir>/hosts.json: who runs, for a successor */
 };
 
 /* ---- the exec wrapper (runs in the child, before the runtime) ---------- */
@@ -140,6 +146,8 @@ static int send_signal(host_t *h, int sig)
             return 0;
         return -errno;
     }
+    if (h->adopted)
+        return -ESRCH;
     /* Unreaped child: its pid cannot have been reused yet. */
     return uv_process_kill(&h->proc, sig);
 }
@@ -215,9 +223,13 @@ static void on_drained(uv_timer_t *t)
     uv_close((uv_handle_t *)&h->timer, on_host_handle_closed);
 }
 
-static void on_process_exit(uv_process_t *proc, int64_t exit_status, int term_signal)
+static void save_state(hb_spawner_t *s);
+static unsigned long long proc_starttime(pid_t pid);
+
+/* Bookkeeping and report of an exit. An adopted host is not our child:
+ * its status cannot be known (reported as status -1). */
+static void host_exited(host_t *h, int64_t exit_status, int term_signal)
 {
-    host_t *h = proc->data;
     hb_spawner_t *s = h->sp;
     h->exited = true;
     unlink_live(s, h);
@@ -229,14 +241,18 @@ static void on_process_exit(uv_process_t *proc, int64_t exit_status, int term_si
     if (term_signal)
         hb_hostlog_note(h->log, "host exited: killed by signal %d (%s) after %llu ms", term_signal,
                         strsignal(term_signal), (unsigned long long)ran);
+    else if (h->adopted)
+        hb_hostlog_note(h->log, "host exited (adopted: status unknown) after %llu ms",
+                        (unsigned long long)ran);
     else
         hb_hostlog_note(h->log, "host exited: status %lld after %llu ms", (long long)exit_status,
                         (unsigned long long)ran);
     plat_log(h->stopping || (term_signal == 0 && exit_status == 0) ? PLAT_LOG_NOTICE
                                                                    : PLAT_LOG_WARNING,
-             "spawner", "host exited%s id=%s pid=%d status=%lld signal=%d ran_ms=%llu",
+             "spawner", "host exited%s id=%s pid=%d status=%lld signal=%d ran_ms=%llu%s",
              h->stopping ? " (deleted)" : " unexpectedly", h->id, (int)h->pid,
-             (long long)exit_status, term_signal, (unsigned long long)ran);
+             (long long)exit_status, term_signal, (unsigned long long)ran,
+             h->adopted ? " adopted=1" : "");
     hb_exit_t x = {
         .host_id = h->id,
         .pid = h->pid,
@@ -250,7 +266,7 @@ static void on_process_exit(uv_process_t *proc, int64_t exit_status, int term_si
     };
     if (s->on_exit)
         s->on_exit(&x, s->arg);
-    uv_close((uv_handle_t *)proc, on_host_handle_closed);
+    save_state(s);
     /* Keep reading what the host wrote just before it died, briefly: a
      * grandchild holding the pipes open must not keep them forever. */
     uv_timer_stop(&h->timer);
@@ -260,6 +276,21 @@ static void on_process_exit(uv_process_t *proc, int64_t exit_status, int term_si
         s->done = NULL;
         done(s->done_arg);
     }
+}
+
+static void on_process_exit(uv_process_t *proc, int64_t exit_status, int term_signal)
+{
+    host_t *h = proc->data;
+    uv_close((uv_handle_t *)proc, on_host_handle_closed);
+    host_exited(h, exit_status, term_signal);
+}
+
+static void on_pidfd(uv_poll_t *p, int status, int events)
+{
+    (void)status, (void)events;
+    host_t *h = p->data;
+    uv_close((uv_handle_t *)p, on_host_handle_closed);
+    host_exited(h, -1, 0);
 }
 
 static void on_grace_over(uv_timer_t *t)
@@ -390,6 +421,10 @@ hb_spawner_t *hb_spawner_new(uv_loop_t *loop, const hb_config_t *cfg, const char
         errno = ENAMETOOLONG;
         return NULL;
     }
+    if (snprintf(s->state_path, sizeof s->state_path, "%s/hosts.json", cfg->hosts.work_dir) >=
+            (int)sizeof s->state_path ||
+        mkdir_p(cfg->hosts.work_dir, 0755) < 0)
+        s->state_path[0] = 0;
     int rc = resolve_ids(s);
     if (rc < 0) {
         free(s);
@@ -563,15 +598,144 @@ int hb_spawner_start(hb_spawner_t *s, const char *host_id, const char *language,
                        strerror(errno), h->id, (int)h->pid);
     uv_read_start((uv_stream_t *)&h->out, on_alloc, on_read);
     uv_read_start((uv_stream_t *)&h->err, on_alloc, on_read);
+    h->starttime = proc_starttime(h->proc.pid);
     h->next = s->live;
     s->live = h;
     s->n_live++;
+    save_state(s);
     hb_hostlog_note(h->log, "host started: pid %d, %s/%s, mode %s", (int)h->pid, language,
                     version, mode);
     plat_log_notice("spawner", "host spawned id=%s pid=%d language=%s version=%s mode=%s path=%s",
                     h->id, (int)h->pid, language, version, mode, path);
     *pid = h->pid;
     return 0;
+}
+
+/* ---- surviving a hostbootd restart --------------------------------------- */
+
+static unsigned long long proc_starttime(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    /* After the ")" closing comm: field 3 (state) ... field 22 (starttime). */
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return 0;
+    p++;
+    for (int field = 3; field < 22 && p; field++)
+        p = strchr(p + 1, ' ');
+    return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+/* Who runs, written atomically after every spawn and exit, so that a
+ * hostbootd restarted by systemd (KillMode=process keeps the hosts) can
+ * adopt them. */
+static void save_state(hb_spawner_t *s)
+{
+    if (!s->state_path[0])
+        return;
+    json_t *arr = json_array();
+    for (host_t *h = s->live; h; h = h->next)
+        json_array_append_new(arr, json_pack("{s:s, s:i, s:I, s:s, s:s, s:s}", "id", h->id, "pid",
+                                             (int)h->pid, "starttime", (json_int_t)h->starttime,
+                                             "language", h->language, "version", h->version,
+                                             "mode", h->mode));
+    char tmp[PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", s->state_path);
+    if (json_dump_file(arr, tmp, JSON_COMPACT) != 0 || rename(tmp, s->state_path) != 0)
+        plat_log_warn("spawner", "cannot save the host list: %s path=%s", strerror(errno),
+                      s->state_path);
+    json_decref(arr);
+}
+
+/* A host of the previous hostbootd: watched through its pidfd (exits are
+ * still reported, with status unknown), signalled through it, listed in our
+ * registration. Its output went to the previous hostbootd and is lost. */
+static int adopt_one(hb_spawner_t *s, const char *id, pid_t pid, unsigned long long starttime,
+                     const char *language, const char *version, const char *mode)
+{
+    if (plat_id_kind(id) != PLAT_ID_HOST || pid <= 0 || find_live(s, id))
+        return -EINVAL;
+    if (!starttime || proc_starttime(pid) != starttime)
+        return -ESRCH; /* gone (or the pid now belongs to someone else) */
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0)
+        return -errno;
+    host_t *h = calloc(1, sizeof *h);
+    if (!h) {
+        close(pidfd);
+        return -ENOMEM;
+    }
+    h->sp = s;
+    h->adopted = true;
+    h->pidfd = pidfd;
+    h->pid = (int32_t)pid;
+    h->starttime = starttime;
+    h->started_ms = plat_mono_ms();
+    h->pipes_closed = true;
+    snprintf(h->id, sizeof h->id, "%s", id);
+    snprintf(h->language, sizeof h->language, "%s", language);
+    snprintf(h->version, sizeof h->version, "%s", version);
+    snprintf(h->mode, sizeof h->mode, "%s", mode);
+    hb_hostlog_opts_t lo = {.max_bytes = (uint64_t)s->cfg->hosts.log_max_bytes,
+                            .keep = (unsigned)s->cfg->hosts.log_keep};
+    h->log = hb_hostlog_open(s->host_log_dir, id, &lo);
+    uv_poll_init(s->loop, &h->pidpoll, pidfd);
+    uv_timer_init(s->loop, &h->timer);
+    h->pidpoll.data = h->timer.data = h;
+    h->open_handles = 2;
+    uv_poll_start(&h->pidpoll, UV_READABLE, on_pidfd);
+    h->next = s->live;
+    s->live = h;
+    s->n_live++;
+    hb_hostlog_note(h->log, "host adopted by a new hostbootd (pid %d); its output is no longer "
+                            "captured",
+                    (int)getpid());
+    plat_log_notice("spawner", "adopted a host of the previous hostbootd id=%s pid=%d mode=%s", id,
+                    (int)pid, mode);
+    return 0;
+}
+
+size_t hb_spawner_adopt(hb_spawner_t *s)
+{
+    json_error_t jerr;
+    json_t *arr = s->state_path[0] ? json_load_file(s->state_path, 0, &jerr) : NULL;
+    size_t n = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(arr, i, e)
+    {
+        const char *id = json_string_value(json_object_get(e, "id"));
+        json_int_t pid = json_integer_value(json_object_get(e, "pid"));
+        json_int_t st = json_integer_value(json_object_get(e, "starttime"));
+        const char *lang = json_string_value(json_object_get(e, "language"));
+        const char *ver = json_string_value(json_object_get(e, "version"));
+        const char *mode = json_string_value(json_object_get(e, "mode"));
+        if (!id || !lang || !ver || !mode)
+            continue;
+        int rc = adopt_one(s, id, (pid_t)pid, (unsigned long long)st, lang, ver, mode);
+        if (rc == 0)
+            n++;
+        else if (rc == -ESRCH && s->on_exit) {
+            /* It died while no hostbootd watched: report it now. */
+            plat_log_warn("spawner", "host of the previous hostbootd is gone id=%s pid=%d", id,
+                          (int)pid);
+            hb_exit_t x = {.host_id = id, .pid = (int32_t)pid, .language = lang,
+                           .version = ver, .mode = mode, .exit_status = -1};
+            s->on_exit(&x, s->arg);
+        }
+    }
+    json_decref(arr);
+    save_state(s);
+    return n;
 }
 
 int hb_spawner_delete(hb_spawner_t *s, const char *host_id, int32_t pid)

@@ -51,6 +51,14 @@ int hb_spawner_start(hb_spawner_t *s, const char *host_id, const char *language,
  * (no such host, or the pid does not match). The exit is reported later. */
 int hb_spawner_delete(hb_spawner_t *s, const char *host_id, int32_t pid);
 
+/* Adopt the hosts a previous hostbootd left running (listed in
+ * <hosts.work_dir>/hosts.json, checked by pid and start time): they are
+ * watched through pidfds (exits reported, status -1 = unknown), can be
+ * deleted, and are listed in the registration. Hosts that died meanwhile
+ * are reported as exited. Call once the exit callback can report.
+ * Returns how many were adopted. */
+size_t hb_spawner_adopt(hb_spawner_t *s);
+
 size_t hb_spawner_count(const hb_spawner_t *s);
 void hb_spawner_foreach(hb_spawner_t *s, void (*fn)(const hb_host_info_t *h, void *arg),
                         void *arg);

@@ -764,6 +764,69 @@ static void test_hostbootd_sigterm_stops_hosts(void **state)
     IT_CHECK(env, it_status_int(env, "counts.hosts") == 0, "no live host left");
 }
 
+/* ---- h) hostbootd killed and restarted: its hosts are adopted ------------- */
+
+static void test_hostbootd_restart_adopts_hosts(void **state)
+{
+    it_env_t *env = *state;
+    daemons_t d;
+    start_daemons(env, &d, IT_DEADLINE_MS, NULL);
+    char ids[2][64];
+    pid_t pids[2];
+    for (int i = 0; i < 2; i++)
+        start_host(env, "c", "1", "highPerformance", ids[i]);
+    for (int i = 0; i < 2; i++) {
+        json_t *host = it_wait_host_state(env, ids[i], "ready", IT_DEADLINE_MS, NULL);
+        pids[i] = check_ready_host(env, &d, host, "highPerformance");
+        json_decref(host);
+    }
+
+    /* The hosts outlive their hostbootd (as under systemd's KillMode=process)
+     * and keep talking to the platform. */
+    it_kill9(d.hostbootd);
+    for (int i = 0; i < 2; i++)
+        IT_CHECK(env, kill(pids[i], 0) == 0, "host pid=%d survives hostbootd", (int)pids[i]);
+    it_proc_t *hb2 = it_start_hostbootd(env, it_hostbootd_config(env, IT_HOSTBOOT_NAME, NULL));
+    it_match_t hb = {.id = IT_HOSTBOOT_ID, .state = "ready"};
+    it_wait_json(env, "/api/v1/hostboots", it_pred_hostboot_state, &hb, IT_DEADLINE_MS,
+                 IT_HOSTBOOT_ID " ready again");
+    for (int i = 0; i < 2; i++) {
+        char pidbuf[32];
+        snprintf(pidbuf, sizeof pidbuf, "pid=%d", (int)pids[i]);
+        /* Poll the new hostbootd's log with a deadline. */
+        uint64_t t0 = it_now_ms();
+        while (count_log_lines(hb2, "adopted a host", ids[i], pidbuf, NULL) != 1 &&
+               it_now_ms() - t0 < IT_DEADLINE_MS) {
+            struct timespec ts = {0, 20 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        IT_CHECK(env, count_log_lines(hb2, "adopted a host", ids[i], pidbuf, NULL) == 1,
+                 "the new hostbootd adopted %s", ids[i]);
+        json_t *host = it_wait_host_state(env, ids[i], "ready", IT_DEADLINE_MS, NULL);
+        json_decref(host);
+    }
+    json_t *owned = hostboot_hosts(env);
+    IT_CHECK(env, array_has_string(owned, ids[0]) && array_has_string(owned, ids[1]),
+             "the hostboot still lists both hosts");
+    json_decref(owned);
+
+    /* An adopted host is deleted like any other ... */
+    delete_host(env, ids[0]);
+    json_decref(it_wait_host_state(env, ids[0], "exited", IT_DEADLINE_MS, NULL));
+    IT_CHECK(env, kill(pids[0], 0) != 0 || proc_state(pids[0], NULL) == 'Z',
+             "deleted adopted host pid=%d is gone", (int)pids[0]);
+    /* ... and its unexpected death is still reported (status unknown: not
+     * our child any more). */
+    uint64_t t0 = it_now_ms();
+    kill(pids[1], SIGKILL);
+    json_t *host = it_wait_host_state(env, ids[1], "exited", IT_DEADLINE_MS, NULL);
+    print_message("adopted host death reported after %llu ms\n",
+                  (unsigned long long)(it_now_ms() - t0));
+    IT_CHECK(env, it_now_ms() - t0 <= 1000 + 500, "reported within a second or so");
+    json_decref(host);
+    IT_CHECK(env, count_zombies_of(hb2->pid) == 0, "no zombie under the new hostbootd");
+}
+
 /* ---- g) isolation: user, no_new_privs, rlimits, private cwd, closed fds ---- */
 
 /* The value after "Key:" in /proc/<pid>/status, into out. */
@@ -915,6 +978,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_output_flood_capped_and_rotated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostbootd_sigterm_stops_hosts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_isolation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostbootd_restart_adopts_hosts, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
