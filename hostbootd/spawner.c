@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
@@ -226,6 +227,24 @@ static void on_drained(uv_timer_t *t)
 static void save_state(hb_spawner_t *s);
 static unsigned long long proc_starttime(pid_t pid);
 
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st, (void)ftw;
+    return type == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+/* A host's private directory lives as long as the host: gone with it.
+ * FTW_PHYS: symlinks the host left are removed, never followed. */
+static void remove_workdir(const hb_spawner_t *s, const char *host_id)
+{
+    char dir[PATH_MAX];
+    if (snprintf(dir, sizeof dir, "%s/%s", s->cfg->hosts.work_dir, host_id) >= (int)sizeof dir)
+        return;
+    if (nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT)
+        plat_log_warn("spawner", "cannot remove a host's work directory: %s dir=%s",
+                      strerror(errno), dir);
+}
+
 /* Bookkeeping and report of an exit. An adopted host is not our child:
  * its status cannot be known (reported as status -1). */
 static void host_exited(host_t *h, int64_t exit_status, int term_signal)
@@ -267,6 +286,7 @@ static void host_exited(host_t *h, int64_t exit_status, int term_signal)
     if (s->on_exit)
         s->on_exit(&x, s->arg);
     save_state(s);
+    remove_workdir(s, h->id);
     /* Keep reading what the host wrote just before it died, briefly: a
      * grandchild holding the pipes open must not keep them forever. */
     uv_timer_stop(&h->timer);

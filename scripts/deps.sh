@@ -9,7 +9,7 @@ PKGS=(
   libprotobuf-c-dev protobuf-c-compiler
   libuv1-dev libjansson-dev libsqlite3-dev
   libmicrohttpd-dev libcurl4-openssl-dev libsystemd-dev
-  libcmocka-dev curl
+  libcmocka-dev curl systemd
 )
 # Extra packages a caller asks for (e.g. the test script's tools).
 PKGS+=("$@")
