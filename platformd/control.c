@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "lifecycle.h"
 #include "platformd.h"
 
 bool pd_is_registration(const Plat__PlatformMessage *m)
@@ -72,7 +73,11 @@ static void on_ready(pd_t *pd, const plat_bus_rx_t *rx)
     /* A spawned host this platform never asked for is a leftover of an
      * earlier platform run: its instances were restarted elsewhere (or
      * will be), so it only holds resources. Stop it. */
-    if (!spawned && !ep->dev && ep->hostboot[0] && !was_known) {
+    if (!spawned && !ep->dev && ep->hostboot[0] && !was_known &&
+        !(pd->lifecycle &&
+          pd_lifecycle_adopt_host(pd->lifecycle, ep->id, ep->language, ep->runtime_version,
+                                  ep->mode, (const char *const *)r->host->instances,
+                                  r->host->n_instances) > 0)) {
         char why[128];
         plat_log_notice("control", "host from an earlier platform run, stopping it id=%s "
                                    "pid=%d hostboot=%s",

@@ -47,8 +47,13 @@ static void on_register(pd_t *pd, const Plat__PlatformMessage *m)
     /* After a platform restart, instances that should run are brought back
      * once there is a hostboot to run them on. */
     if (!pd->reconciled && pd->lifecycle) {
+        /* Hosts of the previous platform run notice the restart within a
+         * heartbeat window and re-register: give them that long to bring
+         * their instances back before starting the rest elsewhere. */
         pd->reconciled = true;
-        pd_lifecycle_reconcile(pd->lifecycle);
+        pd_lifecycle_schedule_reconcile(
+            pd->lifecycle,
+            (uint64_t)pd->cfg->heartbeat.interval_ms * (uint64_t)(pd->cfg->heartbeat.miss + 2));
     }
 }
 

@@ -74,6 +74,10 @@ struct pd_lifecycle {
     char packages_dir[PATH_MAX];
     op_t *ops;
     uv_timer_t idle_timer;
+    uv_timer_t reconcile_timer;
+    char (*to_reconcile)[PLAT_UUID_LEN + 1]; /* desired running when platformd started */
+    size_t n_reconcile;
+    int open_handles; /* the two timers: lc is freed when both are closed */
 };
 
 static const Plat__PluginAction g_wire_action[PD_ACTION_COUNT] = {
@@ -888,24 +892,44 @@ static void on_reconciled(int status, const char *why, const pd_store_instance_t
 
 void pd_lifecycle_reconcile(pd_lifecycle_t *lc)
 {
-    /* Nothing runs after a platform restart until it is started again:
-     * what was running is now stopped (its old host, if any, answers to a
-     * platform that does not know it), and desired = running is honoured. */
-    uuid_list_t l = {0};
-    pd_store_list_instances(lc->store, NULL, collect_to_start, &l);
-    for (size_t i = 0; i < l.n; i++) {
-        pd_store_update_instance_state(lc->store, l.ids[i], PD_STATE_STOPPED, NULL, NULL);
+    /* The instances that should have been running when platformd started
+     * (collected then): those that came back with their hosts are running;
+     * the rest are recorded stopped and started. Instances created or acted
+     * on since are not this function's business. */
+    size_t adopted = 0, started = 0;
+    for (size_t i = 0; i < lc->n_reconcile; i++) {
+        const char *uuid = lc->to_reconcile[i];
+        char host[PD_HOSTMAP_ID_MAX + 1];
+        if (pd_hostmap_host_of(lc->map, uuid, host) == 0) {
+            adopted++; /* came back with its host */
+            continue;
+        }
+        if (op_of(lc, uuid))
+            continue; /* an operator got there first */
+        pd_store_instance_t inst = {0};
+        if (pd_store_get_instance(lc->store, uuid, &inst) < 0)
+            continue;
+        bool want = strcmp(inst.desired_state, PD_STATE_RUNNING) == 0;
+        pd_store_instance_clear(&inst);
+        if (!want)
+            continue;
+        pd_store_update_instance_state(lc->store, uuid, PD_STATE_STOPPED, NULL, NULL);
         char why[256];
-        if (pd_lifecycle_act(lc, l.ids[i], PD_ACTION_START, NULL, on_reconciled, NULL, why,
+        if (pd_lifecycle_act(lc, uuid, PD_ACTION_START, NULL, on_reconciled, NULL, why,
                              sizeof why) < 0)
             plat_log_warn("lifecycle", "cannot restart instance after platform restart: %s "
                                        "instance=%s",
-                          why, l.ids[i]);
+                          why, uuid);
+        else
+            started++;
     }
-    if (l.n)
-        plat_log_notice("lifecycle", "restarting %zu instances whose desired state is running",
-                        l.n);
-    free(l.ids);
+    if (lc->n_reconcile)
+        plat_log_notice("lifecycle", "after the platform restart: %zu instances restarted, %zu "
+                                     "came back with their hosts",
+                        started, adopted);
+    free(lc->to_reconcile);
+    lc->to_reconcile = NULL;
+    lc->n_reconcile = 0;
 }
 
 /* ---- idle powerSave hosts ------------------------------------------------------------- */
@@ -981,8 +1005,14 @@ pd_lifecycle_t *pd_lifecycle_new(pd_t *pd, char *why, size_t why_size)
         snprintf(why, why_size, "out of memory");
         return NULL;
     }
+    uuid_list_t l = {0};
+    pd_store_list_instances(lc->store, NULL, collect_to_start, &l);
+    lc->to_reconcile = l.ids;
+    lc->n_reconcile = l.n;
     uv_timer_init(pd->loop, &lc->idle_timer);
-    lc->idle_timer.data = lc;
+    uv_timer_init(pd->loop, &lc->reconcile_timer);
+    lc->idle_timer.data = lc->reconcile_timer.data = lc;
+    lc->open_handles = 2;
     uint64_t every = (uint64_t)pd->cfg->plugins.idle_ms / 4;
     if (every < 50)
         every = 50;
@@ -990,7 +1020,12 @@ pd_lifecycle_t *pd_lifecycle_new(pd_t *pd, char *why, size_t why_size)
     return lc;
 }
 
-static void free_lifecycle(uv_handle_t *h) { free(h->data); }
+static void free_lifecycle(uv_handle_t *h)
+{
+    pd_lifecycle_t *lc = h->data;
+    if (--lc->open_handles == 0)
+        free(lc);
+}
 
 void pd_lifecycle_destroy(pd_lifecycle_t **lcp)
 {
@@ -1010,11 +1045,14 @@ void pd_lifecycle_destroy(pd_lifecycle_t **lcp)
             op_free(op);
     }
     crashes_close(lc);
+    free(lc->to_reconcile);
+    lc->to_reconcile = NULL;
     /* Pending hosts are finished by pd_hosts_shutdown (-ECANCELED); their
      * waiters are cancelled above and the map is gone by then. */
     pd_hostmap_destroy(&lc->map);
     pd_store_close(&lc->store);
     uv_close((uv_handle_t *)&lc->idle_timer, free_lifecycle);
+    uv_close((uv_handle_t *)&lc->reconcile_timer, free_lifecycle);
 }
 
 pd_store_t *pd_lifecycle_store(pd_lifecycle_t *lc) { return lc->store; }
@@ -1237,4 +1275,53 @@ static void crashes_close(pd_lifecycle_t *lc)
         lc->crashes = c->next;
         uv_close((uv_handle_t *)&c->timer, free_crash);
     }
+}
+
+static void on_reconcile_timer(uv_timer_t *t) { pd_lifecycle_reconcile(t->data); }
+
+void pd_lifecycle_schedule_reconcile(pd_lifecycle_t *lc, uint64_t delay_ms)
+{
+    plat_log_info("lifecycle", "instances that should run are brought back in %llu ms",
+                  (unsigned long long)delay_ms);
+    uv_timer_start(&lc->reconcile_timer, on_reconcile_timer, delay_ms, 0);
+}
+
+size_t pd_lifecycle_adopt_host(pd_lifecycle_t *lc, const char *host_id, const char *language,
+                               const char *version, const char *mode,
+                               const char *const *instances, size_t n)
+{
+    pd_mode_t m;
+    if (!lc || pd_mode_parse(mode, &m) < 0 || m == PD_MODE_DEV)
+        return 0;
+    size_t adopted = 0;
+    uint64_t now = plat_mono_ms();
+    for (size_t i = 0; i < n; i++) {
+        const char *uuid = instances[i];
+        char other[PD_HOSTMAP_ID_MAX + 1];
+        pd_store_instance_t inst = {0};
+        if (!plat_uuid_valid(uuid) || op_of(lc, uuid) ||
+            pd_hostmap_host_of(lc->map, uuid, other) == 0 ||
+            pd_store_get_instance(lc->store, uuid, &inst) < 0)
+            continue;
+        bool wanted = strcmp(inst.desired_state, PD_STATE_RUNNING) == 0 &&
+                      strcmp(inst.host_mode, mode) == 0;
+        if (wanted && adopted == 0) {
+            int rc = pd_hostmap_add_host(lc->map, host_id, language, version, m, now);
+            wanted = rc == 0 || rc == -EEXIST;
+        }
+        if (wanted && pd_hostmap_attach(lc->map, uuid, host_id, true, now) == 0) {
+            adopted++;
+            crash_t *c = crash_of(lc, uuid, true);
+            if (c)
+                c->running_since_ms = now;
+            if (strcmp(inst.actual_state, PD_STATE_RUNNING) != 0)
+                pd_store_update_instance_state(lc->store, uuid, PD_STATE_RUNNING, NULL, NULL);
+            pd_store_record_action(lc->store, uuid, "adopt", "ok",
+                                   "running on a host of the previous platform run");
+            plat_log_notice("lifecycle", "instance adopted with its host instance=%s host=%s",
+                            uuid, host_id);
+        }
+        pd_store_instance_clear(&inst);
+    }
+    return adopted;
 }

@@ -75,8 +75,20 @@ int pd_lifecycle_invoke(pd_lifecycle_t *lc, const char *uuid, const char *method
 void pd_lifecycle_host_gone(pd_lifecycle_t *lc, const char *host_id, const char *why);
 
 /* After a platform restart: bring back every instance whose desired state
- * is running. */
+ * is running and that no re-registered host brought along (see adopt). */
 void pd_lifecycle_reconcile(pd_lifecycle_t *lc);
+
+/* Run pd_lifecycle_reconcile once, `delay_ms` from now (hosts of the
+ * previous platform run get that long to re-register and be adopted). */
+void pd_lifecycle_schedule_reconcile(pd_lifecycle_t *lc, uint64_t delay_ms);
+
+/* A spawned host this platform did not start re-registered, reporting the
+ * instances it holds: adopt it with those that should run and run nowhere
+ * else (they are running again, no hook is called). Returns how many were
+ * adopted; 0 = the host is of no use (the caller stops it). */
+size_t pd_lifecycle_adopt_host(pd_lifecycle_t *lc, const char *host_id, const char *language,
+                               const char *version, const char *mode,
+                               const char *const *instances, size_t n);
 
 /* Ids of the instances attached to `host_id` (new JSON array). */
 json_t *pd_lifecycle_host_instances(pd_lifecycle_t *lc, const char *host_id);

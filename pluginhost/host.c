@@ -6,6 +6,29 @@
 #include <string.h>
 #include <unistd.h>
 
+typedef struct {
+    Plat__Host *host;
+    int rc;
+} add_inst_t;
+
+static void add_instance(const char *instance, void *arg)
+{
+    add_inst_t *a = arg;
+    if (a->rc < 0)
+        return;
+    char **v = realloc(a->host->instances, (a->host->n_instances + 1) * sizeof *v);
+    if (!v) {
+        a->rc = -ENOMEM;
+        return;
+    }
+    a->host->instances = v;
+    if (!(v[a->host->n_instances] = strdup(instance))) {
+        a->rc = -ENOMEM;
+        return;
+    }
+    a->host->n_instances++;
+}
+
 static Plat__PlatformMessage *build_registration(void *arg)
 {
     ph_host_t *h = arg;
@@ -14,6 +37,12 @@ static Plat__PlatformMessage *build_registration(void *arg)
                                                    h->opts.dev);
     if (m && h->opts.hostboot[0] &&
         !(m->control->ready->host->hostboot = plat_msg_strdup(h->opts.hostboot)))
+        plat_envelope_free(&m);
+    /* The instances it holds: a restarted platform can adopt them here. */
+    add_inst_t a = {m ? m->control->ready->host : NULL, 0};
+    if (m)
+        ph_plugins_foreach_loaded(h->plugins, add_instance, &a);
+    if (a.rc < 0)
         plat_envelope_free(&m);
     return m;
 }

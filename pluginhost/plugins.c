@@ -726,3 +726,14 @@ bool ph_plugins_has_instance(const ph_plugins_t *p, const char *instance)
 {
     return p && instance && instance_find(p, instance) != NULL;
 }
+
+void ph_plugins_foreach_loaded(const ph_plugins_t *p, void (*fn)(const char *instance, void *arg),
+                               void *arg)
+{
+    if (!p)
+        return;
+    for (size_t b = 0; b < INSTANCE_BUCKETS; b++)
+        for (const ph_instance_t *i = p->buckets[b]; i; i = i->next)
+            if (i->lib)
+                fn(i->id, arg);
+}

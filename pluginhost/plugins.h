@@ -66,6 +66,11 @@ size_t ph_plugins_instance_count(const ph_plugins_t *p);
 /* The instance is known to this host. */
 bool ph_plugins_has_instance(const ph_plugins_t *p, const char *instance);
 
+/* Every instance whose plugin is loaded here (a hook of it succeeded), for
+ * the ready report: a restarted platform adopts this host with them. */
+void ph_plugins_foreach_loaded(const ph_plugins_t *p, void (*fn)(const char *instance, void *arg),
+                               void *arg);
+
 /* Largest body a plugin's response may carry (so the reply fits a bus
  * message). */
 #define PH_MAX_RESPONSE_BODY (PLAT_MAX_MSG_SIZE_DEFAULT - 64u * 1024u)
