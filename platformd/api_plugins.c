@@ -231,22 +231,40 @@ pd_http_reply_t pd_api_post_instances(pd_http_req_t *req)
     return PD_HTTP_PENDING;
 }
 
-pd_http_reply_t pd_api_instance_action(pd_http_req_t *req)
+/* The {action} segment and the body of an action request (an upgrade
+ * names its version, nothing else takes a member). False with *bad set. */
+static bool parse_action(pd_http_req_t *req, pd_action_t *action, const char **version,
+                         pd_http_reply_t *bad)
 {
-    pd_action_t action;
-    const char *uuid = req->params[0];
-    if (pd_action_parse(req->params[1], &action) < 0 || action == PD_ACTION_INSTALL)
-        return pd_http_error(404, "not_found",
+    if (pd_action_parse(req->params[1], action) < 0 || *action == PD_ACTION_INSTALL) {
+        *bad = pd_http_error(404, "not_found",
                              "no such action (enable, disable, start, stop, upgrade, uninstall)");
+        return false;
+    }
     static const char *const allowed_upgrade[] = {"version", NULL};
     static const char *const allowed_none[] = {NULL};
     char why[512];
-    if (!members_ok(req->body, action == PD_ACTION_UPGRADE ? allowed_upgrade : allowed_none, why,
-                    sizeof why))
-        return pd_http_error(400, "bad_request", why);
-    const char *version = str_member(req->body, "version");
-    if (action == PD_ACTION_UPGRADE && !version)
-        return pd_http_error(400, "bad_request", "upgrade needs \"version\"");
+    if (!members_ok(req->body, *action == PD_ACTION_UPGRADE ? allowed_upgrade : allowed_none, why,
+                    sizeof why)) {
+        *bad = pd_http_error(400, "bad_request", why);
+        return false;
+    }
+    *version = str_member(req->body, "version");
+    if (*action == PD_ACTION_UPGRADE && !*version) {
+        *bad = pd_http_error(400, "bad_request", "upgrade needs \"version\"");
+        return false;
+    }
+    return true;
+}
+
+pd_http_reply_t pd_api_instance_action(pd_http_req_t *req)
+{
+    pd_action_t action;
+    const char *uuid = req->params[0], *version;
+    pd_http_reply_t bad;
+    if (!parse_action(req, &action, &version, &bad))
+        return bad;
+    char why[512];
     waiter_t *w = waiter(req, 200);
     if (!w)
         return pd_http_error(500, "internal", "out of memory");
@@ -410,18 +428,10 @@ static void batch_pump(batch_t *b)
 pd_http_reply_t pd_api_org_action(pd_http_req_t *req)
 {
     pd_action_t action;
-    if (pd_action_parse(req->params[1], &action) < 0 || action == PD_ACTION_INSTALL)
-        return pd_http_error(404, "not_found",
-                             "no such action (enable, disable, start, stop, upgrade, uninstall)");
-    static const char *const allowed_upgrade[] = {"version", NULL};
-    static const char *const allowed_none[] = {NULL};
-    char why[512];
-    if (!members_ok(req->body, action == PD_ACTION_UPGRADE ? allowed_upgrade : allowed_none, why,
-                    sizeof why))
-        return pd_http_error(400, "bad_request", why);
-    const char *version = str_member(req->body, "version");
-    if (action == PD_ACTION_UPGRADE && !version)
-        return pd_http_error(400, "bad_request", "upgrade needs \"version\"");
+    const char *version;
+    pd_http_reply_t bad;
+    if (!parse_action(req, &action, &version, &bad))
+        return bad;
     batch_t *b = calloc(1, sizeof *b);
     if (!b)
         return pd_http_error(500, "internal", "out of memory");
