@@ -100,6 +100,23 @@ Plat__PlatformMessage *plat_msg_pong(Plat__HostState state)
     return m;
 }
 
+Plat__PlatformMessage *plat_msg_shutdown(const char *reason)
+{
+    Plat__PlatformMessage *m = plat_msg_new(PLAT__PLATFORM_MESSAGE__CHANNEL_CONTROL);
+    if (!m)
+        return NULL;
+    Plat__Shutdown *sd = NEW(Plat__Shutdown, plat__shutdown__init);
+    if (!sd) {
+        plat_envelope_free(&m);
+        return NULL;
+    }
+    m->control->body_case = PLAT__CONTROL_MESSAGE__BODY_SHUTDOWN;
+    m->control->shutdown = sd;
+    if (!(sd->reason = plat_msg_strdup(reason)))
+        plat_envelope_free(&m);
+    return m;
+}
+
 Plat__PlatformMessage *plat_msg_register_ack(const char *boot_id, uint32_t heartbeat_interval_ms,
                                              uint32_t heartbeat_miss)
 {

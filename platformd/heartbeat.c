@@ -63,6 +63,15 @@ static void on_lost(const pd_endpoint_t *ep, uint64_t silent_ms, void *arg)
     plat_log_warn("heartbeat", "endpoint lost: silent for %llu ms id=%s kind=%s pid=%d",
                   (unsigned long long)silent_ms, ep->id,
                   ep->kind == PD_EP_HOSTBOOT ? "hostboot" : "host", (int)ep->pid);
+    /* A host told to exit itself (no hostboot could stop it) that goes
+     * silent has exited: nobody else will report it. */
+    pd_endpoint_t *mut = pd_registry_find(pd->reg, ep->id);
+    if (mut && mut->kind == PD_EP_HOST && mut->host_state == PD_HOST_STOPPING &&
+        mut->told_to_exit) {
+        pd_registry_host_exited(mut, -1, 0, plat_mono_ms());
+        plat_log_notice("heartbeat", "a stopping host went silent: taken as exited id=%s",
+                        mut->id);
+    }
     /* A lost host's instances fail (section 4); if it comes back it starts
      * over without them. */
     if (ep->kind == PD_EP_HOST && pd->lifecycle)

@@ -351,6 +351,25 @@ typedef struct {
     char host_id[PLAT_ID_MAX + 1];
 } delete_req_t;
 
+/* No hostboot can stop it: the host talks to us directly, so tell it to
+ * exit. Its exit is then seen as silence (see heartbeat.c). */
+static int ask_host_to_exit(pd_t *pd, pd_endpoint_t *ep, const char *why)
+{
+    if (!pd_endpoint_registered(ep) || !pd->bus)
+        return -ENOTCONN;
+    Plat__PlatformMessage *m = plat_msg_shutdown(why);
+    int rc = m ? plat_bus_send(pd->bus, ep->id, m) : -ENOMEM;
+    plat_envelope_free(&m);
+    plat_log(rc == 0 ? PLAT_LOG_NOTICE : PLAT_LOG_WARNING, "hosts",
+             "asked the host to exit itself (%s): %s id=%s pid=%d", why,
+             rc == 0 ? "sent" : strerror(-rc), ep->id, (int)ep->pid);
+    if (rc == 0) {
+        ep->host_state = PD_HOST_STOPPING;
+        ep->told_to_exit = true;
+    }
+    return rc;
+}
+
 static void on_delete_reply(int status, const Plat__PlatformMessage *reply, void *arg)
 {
     delete_req_t *d = arg;
@@ -367,9 +386,11 @@ static void on_delete_reply(int status, const Plat__PlatformMessage *reply, void
         pd_endpoint_t *ep = d->pd->reg ? pd_registry_find(d->pd->reg, d->host_id) : NULL;
         plat_log_warn("hosts", "host delete refused: %s: %s (%d) id=%s", err->message,
                       err->detail, err->code, d->host_id);
-        /* The hostboot does not have it (it outlived a hostboot restart, or
-         * never got spawned): nothing will ever report its exit. */
-        if (err->code == -ENOENT && ep && ep->host_state == PD_HOST_STOPPING) {
+        /* The hostboot does not have it (spawned by a hostboot killed before
+         * it recorded it): the host itself is told to exit; if it is not on
+         * the bus either, nothing will ever report its exit. */
+        if (err->code == -ENOENT && ep && ep->host_state == PD_HOST_STOPPING &&
+            ask_host_to_exit(d->pd, ep, "its hostboot does not know it") < 0) {
             pd_registry_host_failed(ep, -ENOENT, "its hostboot does not know it", plat_mono_ms());
             if (d->pd->lifecycle)
                 pd_lifecycle_host_gone(d->pd->lifecycle, d->host_id, "unknown to its hostboot");
@@ -417,6 +438,8 @@ int pd_hosts_delete(pd_t *pd, const char *host_id, char *why, size_t why_size)
         free(arg);
         plat_log_warn("hosts", "host delete not sent: %s id=%s hostboot=%s", strerror((int)-rc),
                       host_id, ep->hostboot);
+        if (ask_host_to_exit(pd, ep, "its hostboot is unreachable") == 0)
+            return 0;
         snprintf(why, why_size, "hostboot %s unreachable", ep->hostboot);
         return (int)rc;
     }

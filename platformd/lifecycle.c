@@ -1134,7 +1134,7 @@ json_t *pd_lifecycle_host_instances(pd_lifecycle_t *lc, const char *host_id)
 {
     json_t *arr = json_array();
     pd_idlist_t ids = PD_IDLIST_INIT;
-    if (lc && pd_hostmap_instances(lc->map, host_id, &ids) == 0)
+    if (lc && pd_hostmap_instances(lc->map, host_id, &ids) >= 0)
         for (size_t i = 0; i < ids.n; i++)
             json_array_append_new(arr, json_string(ids.ids[i]));
     pd_idlist_clear(&ids);

@@ -222,6 +222,7 @@ pd_endpoint_t *pd_registry_put_host(pd_registry_t *reg, const char *id, int32_t 
         ep->exit_status = ep->term_signal = 0;
         ep->error_code = 0;
         ep->error[0] = 0;
+        ep->told_to_exit = false;
         ep->host_state = PD_HOST_READY;
     } else if (ep->host_state == PD_HOST_STARTING) {
         ep->host_state = PD_HOST_READY;

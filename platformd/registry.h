@@ -58,6 +58,7 @@ typedef struct {
     bool dev;
     char hostboot[PLAT_ID_MAX + 1]; /* owner; "" for dev hosts */
     pd_host_state_t host_state;
+    bool told_to_exit;    /* sent Control.shutdown: no hostboot will report its exit */
     uint64_t started_ms;  /* spawn requested (or first ready for hosts not spawned by us) */
     uint64_t ready_ms;    /* 0 until ready */
     uint64_t ended_ms;    /* exited or failed; 0 before */

@@ -156,6 +156,15 @@ static void on_plugin_request(ph_host_t *h, const plat_bus_rx_t *rx)
 
 static void on_message(plat_bus_t *bus, const plat_bus_rx_t *rx, void *arg)
 {
+    ph_host_t *sh = arg;
+    const Plat__PlatformMessage *sm = rx->msg;
+    if (sm->channel_case == PLAT__PLATFORM_MESSAGE__CHANNEL_CONTROL &&
+        sm->control->body_case == PLAT__CONTROL_MESSAGE__BODY_SHUTDOWN) {
+        plat_log_notice("host", "the platform asked this host to exit: %s id=%s",
+                        sm->control->shutdown->reason, sh->id);
+        ph_host_stop(sh);
+        return;
+    }
     ph_host_t *h = arg;
     const Plat__PlatformMessage *m = rx->msg;
     if (m->channel_case == PLAT__PLATFORM_MESSAGE__CHANNEL_PLUGIN &&

@@ -12,7 +12,15 @@
  *     (same id and pid) as ready or stopping, and every host listed ready has
  *     a live process;
  *  3. no zombie whose parent is this test or the current hostbootd;
- *  4. no instance on two live hosts at once.
+ *  4. no instance on two live hosts at once: the hosts' instance lists share
+ *     none, every instance's host is a ready host, and every ready
+ *     highPerformance host carries exactly one instance (a second host for
+ *     an instance, or a host nobody can stop, shows as one with none).
+ * The checks poll until all hold at one moment, within CHECK_DEADLINE_MS,
+ * after one last fault injected with no action in flight. Also: no
+ * sanitizer report in any host's log, and (at teardown, after the harness
+ * stopped the daemons) no pluginhost of this test left running — any left
+ * is killed by pid and fails the test.
  *
  * An action whose answer is lost to a fault (a 5xx, or no answer when
  * platformd died) has an unknown outcome: once the fault is recovered the
@@ -584,6 +592,7 @@ static void inject(fx_t *fx, fault_t *f)
             flog(fx, "FAULT kill -9 host %s pid=%d", f->host_id, (int)f->host_pid);
         } else {
             fx->skipped_host_kills++;
+            f->skipped = true;
             flog(fx, "FAULT kill -9 host %s pid=%d: already gone (%s)", f->host_id,
                  (int)f->host_pid, strerror(errno));
         }
@@ -641,7 +650,7 @@ static int request(fx_t *fx, const char *path, const char *body, fault_t *f, jso
     while (!req_poll(&r, f && !f->injected ? 2 : 10))
         if (f && !f->injected && it_now_ms() - t0 >= (uint64_t)f->delay_ms) {
             inject(fx, f);
-            fx->landed_in_flight++;
+            fx->landed_in_flight += !f->skipped;
         }
     if (f && !f->injected)
         inject(fx, f); /* the action was quicker: the kill lands right after it */

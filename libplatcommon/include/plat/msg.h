@@ -35,6 +35,9 @@ Plat__PlatformMessage *plat_msg_host_ready(const char *host_id, int32_t pid, con
                                            const char *version, const char *mode,
                                            const char *build_version, int dev);
 
+/* Control.shutdown: the platform tells a host to exit. */
+Plat__PlatformMessage *plat_msg_shutdown(const char *reason);
+
 /* HostBoot */
 Plat__PlatformMessage *plat_msg_hostboot_register(const char *name, const char *version,
                                                   const plat_runtime_t *runtimes,
