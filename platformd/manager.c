@@ -38,6 +38,40 @@ static void on_watchdog(uv_timer_t *t)
     sd_notify(0, "WATCHDOG=1");
 }
 
+/* Modules started after the core (bus, state, HTTP API, hosts), in order,
+ * and stopped in reverse order before it. start returns 0 or -errno (and
+ * logs why); stop must be idempotent and safe after a failed start. */
+typedef struct {
+    const char *name;
+    int (*start)(pd_t *pd);
+    void (*stop)(pd_t *pd);
+} pd_module_t;
+
+static const pd_module_t g_modules[] = {
+    /* one line per module, above this comment: {"name", start, stop}, */
+    {NULL, NULL, NULL},
+};
+
+static void stop_modules(pd_t *pd, size_t n)
+{
+    while (n-- > 0)
+        g_modules[n].stop(pd);
+}
+
+static int start_modules(pd_t *pd)
+{
+    for (size_t i = 0; g_modules[i].name; i++) {
+        int rc = g_modules[i].start(pd);
+        if (rc < 0) {
+            plat_log_err("manager", "cannot start module %s: %s", g_modules[i].name,
+                         strerror(-rc));
+            stop_modules(pd, i);
+            return rc;
+        }
+    }
+    return 0;
+}
+
 static void init_handle(pd_t *pd, uv_handle_t *h)
 {
     h->data = pd;
@@ -119,6 +153,12 @@ int pd_start(pd_t *pd, uv_loop_t *loop, const pd_config_t *cfg)
     uv_signal_start(&pd->sig_int, on_signal, SIGINT);
     pd_heartbeat_start(pd);
     pd_hosts_init(pd);
+    rc = start_modules(pd);
+    if (rc < 0) {
+        pd_stop(pd);
+        return rc;
+    }
+    pd->modules_started = true;
 
     uint64_t wd_usec = 0;
     if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec >= 2000)
@@ -141,6 +181,13 @@ void pd_stop(pd_t *pd)
         return;
     pd->stopping = true;
     sd_notify(0, "STOPPING=1");
+    if (pd->modules_started) {
+        size_t n = 0;
+        while (g_modules[n].name)
+            n++;
+        stop_modules(pd, n);
+        pd->modules_started = false;
+    }
     /* Actions first (their requests are answered 503), then the bus (its
      * pending callbacks run), and the HTTP API last. */
     pd_lifecycle_destroy(&pd->lifecycle);

@@ -43,6 +43,9 @@ typedef struct pd {
     uv_timer_t prune_timer;       /* forgets ended hosts after hosts.exited_keep_ms */
     pd_lifecycle_t *lifecycle;    /* instances, packages, the store (lifecycle.c) */
     bool reconciled;              /* instances brought back after start */
+    bool modules_started;         /* manager.c g_modules ran */
+    /* Module state, one pointer per module (owned by the module; NULL
+     * when not started). Add yours above this comment. */
 } pd_t;
 
 /* manager.c */
