@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "metrics.h"
 #include "pdconfig.h"
 #include "plat/plat.h"
 #include "registry.h"
@@ -44,6 +45,7 @@ typedef struct pd {
     pd_lifecycle_t *lifecycle;    /* instances, packages, the store (lifecycle.c) */
     bool reconciled;              /* instances brought back after start */
     bool modules_started;         /* manager.c g_modules ran */
+    pd_metrics_t metrics;         /* counters (metrics.h) */
     /* Module state, one pointer per module (owned by the module; NULL
      * when not started). Add yours above this comment. */
 } pd_t;
