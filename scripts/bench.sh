@@ -52,9 +52,9 @@ trap 'echo "bench: interrupted" >&2; exit 130' INT TERM
 rc=0
 for t in "${targets[@]}"; do
   [[ $t != "${targets[0]}" ]] && echo
-  echo "bench: $build/bench/$t $*"
+  echo "bench: $build/tools/bench/$t $*"
   st=0
-  "$build/bench/$t" "$@" || st=$?
+  "$build/tools/bench/$t" "$@" || st=$?
   if ((st != 0)); then
     echo "bench: $t failed (exit status $st)" >&2
     ((rc == 0)) && rc=$st
