@@ -10,6 +10,10 @@
 #   scripts/bench.sh lifecycle [ARGS...]  only bench_lifecycle: instance start,
 #                                         invoke round trip, org batch start
 #                                         (issue 4)
+#   scripts/bench.sh bus [ARGS...]        only bench_bus: request/response
+#                                         through platformd vs raw ZeroMQ, and
+#                                         platformd with 1/100/500 idle hosts
+#                                         (issue 7)
 #   scripts/bench.sh spawn --help         a driver's options
 #
 # e.g. scripts/bench.sh spawn --batch 1; scripts/bench.sh lifecycle --orgs 10,100
@@ -24,23 +28,24 @@ usage() {
 which=all
 case "${1:-}" in
   "") ;;
-  spawn | lifecycle) which=$1; shift ;;
+  spawn | lifecycle | bus) which=$1; shift ;;
   all) shift ;;
   -h | --help) usage; exit 0 ;;
   *)
-    echo "bench: unknown benchmark \"$1\" (spawn, lifecycle or all; driver options go after the name)" >&2
+    echo "bench: unknown benchmark \"$1\" (spawn, lifecycle, bus or all; driver options go after the name)" >&2
     usage >&2
     exit 2
     ;;
 esac
 if [[ $which == all && $# -gt 0 ]]; then
-  echo "bench: options go to one driver: scripts/bench.sh spawn|lifecycle OPTIONS" >&2
+  echo "bench: options go to one driver: scripts/bench.sh spawn|lifecycle|bus OPTIONS" >&2
   exit 2
 fi
 
 targets=()
 [[ $which == spawn || $which == all ]] && targets+=(bench_spawn)
 [[ $which == lifecycle || $which == all ]] && targets+=(bench_lifecycle)
+[[ $which == bus || $which == all ]] && targets+=(bench_bus)
 
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 # Only what the benchmarks run: the drivers depend on platformd, hostbootd,

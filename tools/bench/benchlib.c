@@ -40,6 +40,7 @@ static bool g_keep;
 static volatile sig_atomic_t g_stop;
 static CURL *g_curl;
 static int g_http_port;
+static char g_bus_endpoint[64]; /* platformd's ROUTER */
 static char g_token[TOKEN_MAX];
 
 /* ---- time ------------------------------------------------------------------ */
@@ -468,6 +469,11 @@ json_t *bench_http_must(const char *method, const char *path, const char *body, 
 
 /* ---- the platform ----------------------------------------------------------------- */
 
+const char *bench_platform_bus_endpoint(void)
+{
+    return g_bus_endpoint;
+}
+
 pid_t bench_platformd_pid(void)
 {
     return g_procs[P_PLATFORMD].pid;
@@ -563,8 +569,8 @@ void bench_platform_start(bench_platform_t *p)
     while (g_http_port == bus_port && g_http_port > 0);
     if (bus_port < 0 || g_http_port < 0)
         bench_fail("no free loopback port");
-    char bus[64];
-    snprintf(bus, sizeof bus, "tcp://127.0.0.1:%d", bus_port);
+    char *bus = g_bus_endpoint;
+    snprintf(g_bus_endpoint, sizeof g_bus_endpoint, "tcp://127.0.0.1:%d", bus_port);
 
     char state[PATH_MAX], logs[PATH_MAX], work[PATH_MAX];
     snprintf(state, sizeof state, "%s/state", g_dir);

@@ -96,6 +96,8 @@ typedef struct {
 void bench_platform_start(bench_platform_t *p);
 
 pid_t bench_platformd_pid(void);
+/* "tcp://127.0.0.1:<port>" of platformd's ROUTER (after bench_platform_start). */
+const char *bench_platform_bus_endpoint(void);
 pid_t bench_hostbootd_pid(void);
 const char *bench_platformd_log(void);
 const char *bench_hostbootd_log(void);
