@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "plat/id.h"
+#include "seccomp.h"
 
 /* Offset of a member of one of hb_config_t's nested structs, relative to that
  * nested struct (what a child table needs). */
@@ -58,6 +59,11 @@ static const plat_cfg_field_t hb_platform_table[] = {
      .def_str = "tcp://127.0.0.1:7700",
      .validate = plat_cfg_validate_loopback_endpoint,
      .doc = "platformd's bus endpoint to connect to; loopback tcp only"},
+    {.key = "public_key_file",
+     .type = PLAT_CFG_STRING,
+     .offset = HB_OFF(platform, public_key_file),
+     .def_str = "state/keys/platform.pub",
+     .doc = "platformd's CURVE public key (Z85), used when bus.curve is on"},
     {0},
 };
 
@@ -83,6 +89,19 @@ static const plat_cfg_field_t hb_bus_table[] = {
      .min = 1,
      .max = 1000000,
      .doc = "receive high-water mark, messages queued"},
+    {.key = "curve",
+     .type = PLAT_CFG_BOOL,
+     .offset = HB_OFF(bus, curve),
+     .def_bool = true,
+     .doc = "connect with CURVE (this hostboot's key must be authorized in platformd's "
+            "bus.authorized_keys_file) and give every host a fresh key pair; false = "
+            "plaintext (platformd's bus.curve must be off too)"},
+    {.key = "secret_key_file",
+     .type = PLAT_CFG_STRING,
+     .offset = HB_OFF(bus, secret_key_file),
+     .def_str = "state/keys/hostboot.key",
+     .doc = "this hostboot's CURVE secret key (Z85, mode 0600, owned by the service user); "
+            "create with `platformctl keygen`"},
     {0},
 };
 
@@ -183,6 +202,36 @@ static const plat_cfg_field_t hb_limits_table[] = {
     {0},
 };
 
+#define HB_SEC(field) (offsetof(hb_config_t, hosts.seccomp.field) - offsetof(hb_config_t, hosts.seccomp))
+
+/* hosts.seccomp as a whole (the deny list's count lives beside it): every
+ * name must be a system call libseccomp knows; the reason names it. */
+static int validate_seccomp(const void *value, const char **why)
+{
+    static __thread char reason[128];
+    const char *const *deny =
+        (const char *const *)*(char **const *)((const char *)value + HB_SEC(deny));
+    size_t n = *(const size_t *)((const char *)value + HB_SEC(n_deny));
+    if (n == 0 || hb_seccomp_check(deny, n, reason, sizeof reason) == 0)
+        return 0;
+    *why = reason;
+    return -EINVAL;
+}
+
+static const plat_cfg_field_t hb_seccomp_table[] = {
+    {.key = "enabled",
+     .type = PLAT_CFG_BOOL,
+     .offset = HB_SEC(enabled),
+     .def_bool = true,
+     .doc = "install the seccomp deny-list filter in every host (docs/security-sandbox.md)"},
+    {.key = "deny",
+     .type = PLAT_CFG_STRING_ARRAY,
+     .offset = HB_SEC(deny),
+     .count_offset = HB_SEC(n_deny),
+     .doc = "system calls that kill the host; empty or absent = the default list"},
+    {0},
+};
+
 static const plat_cfg_field_t hb_hosts_table[] = {
     {.key = "grace_ms",
      .type = PLAT_CFG_INT,
@@ -233,6 +282,12 @@ static const plat_cfg_field_t hb_hosts_table[] = {
      .offset = HB_OFF(hosts, limits),
      .children = hb_limits_table,
      .doc = "resource limits applied to every host"},
+    {.key = "seccomp",
+     .type = PLAT_CFG_OBJECT,
+     .offset = HB_OFF(hosts, seccomp),
+     .children = hb_seccomp_table,
+     .validate = validate_seccomp,
+     .doc = "system-call filter of every host"},
     {0},
 };
 

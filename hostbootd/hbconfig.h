@@ -17,11 +17,16 @@ typedef struct {
     char *name;               /* default "local"; plat_hostboot_name_valid */
     struct {
         char *endpoint;       /* default "tcp://127.0.0.1:7700"; loopback tcp only */
+        char *public_key_file; /* the platform's CURVE public key, default
+                                  "state/keys/platform.pub" (bus.curve) */
     } platform;
     struct {
         int64_t max_msg_size; /* 1024..67108864, default 4194304 */
         int64_t sndhwm;       /* 1..1000000, default 1000 */
         int64_t rcvhwm;       /* 1..1000000, default 1000 */
+        bool curve;           /* CURVE client (and per-host keys), default true */
+        char *secret_key_file; /* this hostboot's secret key (0600), default
+                                  "state/keys/hostboot.key" */
     } bus;
     struct {
         int64_t timeout_ms;       /* one registration attempt, 10..600000, default 2000 */
@@ -49,6 +54,12 @@ typedef struct {
             int64_t nproc;        /* RLIMIT_NPROC, 0 = inherit */
             int64_t cpu_s;        /* RLIMIT_CPU seconds, 0 = inherit */
         } limits;
+        struct {
+            bool enabled;         /* seccomp deny-list filter on every host, default true */
+            char **deny;          /* system call names; none given = the default list
+                                     (seccomp.h hb_seccomp_default_deny) */
+            size_t n_deny;
+        } seccomp;
     } hosts;
 } hb_config_t;
 

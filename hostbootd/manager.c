@@ -1,6 +1,8 @@
 /* hostbootd's root object. */
 #include "manager.h"
 
+#include "plat/keys.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,12 +14,33 @@ typedef struct {
     int rc;
 } add_host_ctx_t;
 
+/* Host.public_key: the 32 raw bytes of a Z85 key. */
+static int set_public_key(Plat__Host *host, const char *z85)
+{
+    uint8_t *bin = malloc(PLAT_KEY_BIN_LEN);
+    if (!bin)
+        return -ENOMEM;
+    if (plat_key_to_bin(z85, bin) != 0) {
+        free(bin);
+        return -EINVAL;
+    }
+    if (host->public_key.data)
+        free(host->public_key.data);
+    host->public_key.data = bin;
+    host->public_key.len = PLAT_KEY_BIN_LEN;
+    return 0;
+}
+
 static void add_host(const hb_host_info_t *h, void *arg)
 {
     add_host_ctx_t *ctx = arg;
     if (ctx->rc == 0 && !h->stopping)
         ctx->rc = plat_msg_report_add_host(ctx->report, h->host_id, h->pid, h->language,
                                            h->version, h->mode);
+    /* Its CURVE key: a restarted platform re-admits it from this report. */
+    Plat__ReportMessage *r = ctx->report->host_boot->report;
+    if (ctx->rc == 0 && !h->stopping && h->public_key && h->public_key[0] && r->n_hosts)
+        ctx->rc = set_public_key(r->hosts[r->n_hosts - 1], h->public_key);
 }
 
 /* REGISTER report: who we are, what we can start, which hosts we own (so a
@@ -34,6 +57,19 @@ static Plat__PlatformMessage *build_registration(void *arg)
         plat_msg_hostboot_register(m->cfg->name, PLAT_VERSION, rts, m->cfg->n_runtimes), 0};
     if (ctx.report && m->spawner)
         hb_spawner_foreach(m->spawner, add_host, &ctx);
+    /* Where the hosts' output goes, absolute, for `platformctl logs`
+     * (docs/logging.md). */
+    char cwd[2048] = "", dir[4096];
+    if (m->cfg->log.dir[0] != '/' && !getcwd(cwd, sizeof cwd))
+        cwd[0] = 0;
+    size_t cl = strlen(cwd);
+    snprintf(dir, sizeof dir, "%s%s%s/hosts", cwd, cl && cwd[cl - 1] != '/' ? "/" : "",
+             m->cfg->log.dir);
+    char *log_dir = ctx.report ? strdup(dir) : NULL;
+    if (log_dir)
+        ctx.report->host_boot->report->log_dir = log_dir;
+    else if (ctx.report)
+        ctx.rc = -ENOMEM;
     if (ctx.rc < 0)
         plat_envelope_free(&ctx.report);
     return ctx.report;
@@ -76,14 +112,27 @@ static void on_lifecycle(hb_manager_t *m, const Plat__PlatformMessage *req)
                    : (snprintf(why, sizeof why, "no host descriptor"), -EINVAL);
         if (rc < 0) {
             plat_log_warn("manager", "host not started: %s host=%s code=%d", why, id, rc);
-            reply(m, req,
-                  plat_msg_host_lifecycle_response(id, 0, PLAT__HOST_STATE__HOST_STATE_EXITED,
-                                                   m->id, rc, "host not started", why));
+            Plat__PlatformMessage *resp = plat_msg_host_lifecycle_response(
+                id, 0, PLAT__HOST_STATE__HOST_STATE_EXITED, m->id, rc, "host not started", why);
+            /* -EEXIST: a retry of a start whose answer was lost — the
+             * running host's key goes with it, or it is never admitted. */
+            const char *key = rc == -EEXIST ? hb_spawner_public_key(m->spawner, id) : NULL;
+            Plat__HostLifeCycleResponseMessage *lr =
+                resp ? resp->host_boot->host_life_cycle_response : NULL;
+            if (key && lr && lr->host && set_public_key(lr->host, key) != 0)
+                plat_envelope_free(&resp);
+            reply(m, req, resp);
             return;
         }
-        reply(m, req,
-              plat_msg_host_lifecycle_response(id, pid, PLAT__HOST_STATE__HOST_STATE_STARTING,
-                                               m->id, 0, NULL, NULL));
+        Plat__PlatformMessage *resp = plat_msg_host_lifecycle_response(
+            id, pid, PLAT__HOST_STATE__HOST_STATE_STARTING, m->id, 0, NULL, NULL);
+        /* The platform admits exactly this key as this host (ZAP). */
+        const char *key = hb_spawner_public_key(m->spawner, id);
+        Plat__HostLifeCycleResponseMessage *lr =
+            resp ? resp->host_boot->host_life_cycle_response : NULL;
+        if (key && lr && lr->host && set_public_key(lr->host, key) != 0)
+            plat_envelope_free(&resp);
+        reply(m, req, resp);
         return;
     }
     if (r->action == PLAT__HOST_LIFE_CYCLE_REQUEST_MESSAGE__ACTION__DELETE) {
@@ -202,12 +251,37 @@ int hb_manager_start(hb_manager_t *m, uv_loop_t *loop, const hb_config_t *cfg)
     int rc = plat_uuid_new(m->boot_id);
     if (rc < 0)
         return rc;
+    /* CURVE: our key pair and the platform's public key, from files;
+     * refused (naming the file) unless the secret one is 0600 and ours. */
+    plat_keypair_t kp;
+    char server_key[PLAT_KEY_Z85_LEN + 1] = "";
+    memset(&kp, 0, sizeof kp);
+    if (cfg->bus.curve) {
+        char why[512];
+        rc = plat_keys_load_secret(cfg->bus.secret_key_file, &kp, why, sizeof why);
+        if (rc == 0)
+            rc = plat_keys_load_public(cfg->platform.public_key_file, server_key, why,
+                                       sizeof why);
+        if (rc < 0) {
+            plat_log_err("manager", "cannot use the bus keys: %s (create them with "
+                                    "`platformctl keygen`, docs/security.md)",
+                         why);
+            plat_keys_wipe(&kp);
+            return rc;
+        }
+        plat_log_notice("manager", "bus secured with CURVE public_key=%s platform_key=%s",
+                        kp.public_z85, server_key);
+    } else {
+        plat_log_warn("manager", "bus.curve is off: plaintext bus, hosts get no keys");
+    }
     plat_link_opts_t lo = {
         .identity = m->id,
         .platform_address = cfg->platform.endpoint,
         .endpoint = {.max_msg_size = (size_t)cfg->bus.max_msg_size,
                      .sndhwm = (int)cfg->bus.sndhwm,
-                     .rcvhwm = (int)cfg->bus.rcvhwm},
+                     .rcvhwm = (int)cfg->bus.rcvhwm,
+                     .curve_secret = cfg->bus.curve ? kp.secret_z85 : NULL,
+                     .curve_server_key = cfg->bus.curve ? server_key : NULL},
         .boot_id = m->boot_id,
         .register_timeout_ms = (uint32_t)cfg->reg.timeout_ms,
         .retry_initial_ms = (uint32_t)cfg->reg.retry_initial_ms,
@@ -222,12 +296,16 @@ int hb_manager_start(hb_manager_t *m, uv_loop_t *loop, const hb_config_t *cfg)
     if (!m->spawner) {
         rc = -errno;
         plat_log_err("manager", "cannot set up host spawning: %s", strerror(errno));
+        plat_keys_wipe(&kp);
         return rc;
     }
+    if (cfg->bus.curve)
+        hb_spawner_set_platform_key(m->spawner, server_key);
     uv_timer_init(loop, &m->heartbeat);
     m->heartbeat.data = m;
     m->handles_open++;
     m->link = plat_link_new(loop, &lo);
+    plat_keys_wipe(&kp); /* the socket has its copy */
     if (!m->link) {
         rc = -errno;
         plat_log_err("manager", "cannot connect to the platform: %s endpoint=%s",

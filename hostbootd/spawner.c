@@ -22,6 +22,8 @@
 #include <jansson.h>
 
 #include "hostlog.h"
+#include "plat/keys.h"
+#include "seccomp.h"
 #include "plat/log.h"
 
 #define READ_CHUNK 65536
@@ -41,6 +43,7 @@ struct host {
     uv_pipe_t out, err;
     uv_timer_t timer; /* grace period, then output drain */
     int pidfd;
+    char public_key[PLAT_KEY_Z85_LEN + 1]; /* its CURVE public key; "" without CURVE */
     int32_t pid;
     hb_hostlog_t *log;
     uint64_t started_ms;
@@ -67,6 +70,7 @@ struct hb_spawner {
     void (*done)(void *arg);
     void *done_arg;
     char state_path[PATH_MAX]; /* <hosts.work_dir>/hosts.json: who runs, for a successor */
+    char platform_key[PLAT_KEY_Z85_LEN + 1]; /* CURVE: the platform's public key, else "" */
 };
 
 /* ---- the exec wrapper (runs in the child, before the runtime) ---------- */
@@ -88,6 +92,27 @@ int hb_exec_host_main(int argc, char **argv)
     static const int res[4] = {RLIMIT_AS, RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_CPU};
     static const char *const names[4] = {"RLIMIT_AS", "RLIMIT_NOFILE", "RLIMIT_NPROC",
                                          "RLIMIT_CPU"};
+    /* Optional first: --keep-fd N (the host's key pipe: the one fd above
+     * stdio that survives), then --seccomp ARG (seccomp.h
+     * hb_seccomp_apply_arg form). */
+    int keep_fd = -1;
+    if (argc > 3 && strcmp(argv[2], "--keep-fd") == 0) {
+        char *end = NULL;
+        long v = strtol(argv[3], &end, 10);
+        if (!*argv[3] || *end || v < 3 || v > 1023) {
+            fprintf(stderr, "hostbootd --exec-host: bad --keep-fd %s\n", argv[3]);
+            return 127;
+        }
+        keep_fd = (int)v;
+        argc -= 2;
+        argv += 2;
+    }
+    const char *seccomp = NULL;
+    if (argc > 3 && strcmp(argv[2], "--seccomp") == 0) {
+        seccomp = argv[3];
+        argc -= 2;
+        argv += 2;
+    }
     if (argc < 8 || strcmp(argv[6], "--") != 0) {
         fprintf(stderr, "hostbootd --exec-host: usage: AS NOFILE NPROC CPU -- PATH ARGS...\n");
         return 127;
@@ -111,10 +136,26 @@ int hb_exec_host_main(int argc, char **argv)
         fprintf(stderr, "hostbootd --exec-host: PR_SET_NO_NEW_PRIVS: %s\n", strerror(errno));
         return 127;
     }
-    /* Nothing of hostbootd's leaks into the host: stdio only. */
-    if (close_range(3, ~0U, 0) != 0)
-        for (int fd = 3; fd < 1024; fd++)
-            close(fd);
+    /* Nothing of hostbootd's leaks into the host: stdio only (and the key
+     * pipe, which the host reads and closes). */
+    if (keep_fd < 0) {
+        if (close_range(3, ~0U, 0) != 0)
+            for (int fd = 3; fd < 1024; fd++)
+                close(fd);
+    } else {
+        if (keep_fd > 3 && close_range(3, (unsigned)keep_fd - 1, 0) != 0)
+            for (int fd = 3; fd < keep_fd; fd++)
+                close(fd);
+        if (close_range((unsigned)keep_fd + 1, ~0U, 0) != 0)
+            for (int fd = keep_fd + 1; fd < 1024; fd++)
+                close(fd);
+    }
+    /* Last before exec: the filter then binds the runtime and all it runs. */
+    char why[256];
+    if (seccomp && hb_seccomp_apply_arg(seccomp, why, sizeof why) != 0) {
+        fprintf(stderr, "hostbootd --exec-host: seccomp: %s\n", why);
+        return 127;
+    }
     execv(argv[7], argv + 7);
     fprintf(stderr, "hostbootd --exec-host: cannot exec %s: %s\n", argv[7], strerror(errno));
     return 127;
@@ -564,9 +605,65 @@ int hb_spawner_start(hb_spawner_t *s, const char *host_id, const char *language,
     snprintf(lim[2], sizeof lim[2], "%lld", (long long)s->cfg->hosts.limits.nproc);
     snprintf(lim[3], sizeof lim[3], "%lld", (long long)s->cfg->hosts.limits.cpu_s);
     snprintf(lost, sizeof lost, "%lld", (long long)s->cfg->hosts.platform_lost_exit_ms);
-    char *args[] = {s->self_exe, "--exec-host", lim[0], lim[1], lim[2], lim[3], "--", path,
-                    "--platform", s->platform, "--host-id", h->id, "--hostboot", s->hostboot_id,
-                    "--mode", h->mode, "--platform-lost-exit-ms", lost, NULL};
+    char seccomp[HB_SECCOMP_MAX_NAMES * (HB_SECCOMP_NAME_MAX + 1)] = "none"; /* fits any list */
+    if (s->cfg->hosts.seccomp.enabled &&
+        hb_seccomp_join((const char *const *)s->cfg->hosts.seccomp.deny,
+                        s->cfg->hosts.seccomp.n_deny, seccomp, sizeof seccomp) < 0)
+        snprintf(seccomp, sizeof seccomp, "default");
+    /* CURVE: a fresh key pair for this host. The secret goes down a pipe
+     * that becomes the host's fd KEY_FD (never argv or the environment);
+     * only the fd number and the platform's public key are in argv. */
+    plat_keypair_t kp;
+    memset(&kp, 0, sizeof kp);
+    int keyp[2] = {-1, -1};
+    if (s->platform_key[0]) {
+        rc = plat_keys_new(&kp);
+        if (rc == 0 && pipe2(keyp, O_CLOEXEC) != 0)
+            rc = -errno;
+        if (rc == 0) {
+            char line[PLAT_KEY_Z85_LEN + 2];
+            snprintf(line, sizeof line, "%s\n", kp.secret_z85);
+            /* 41 bytes into an empty pipe: never blocks, never short. */
+            if (write(keyp[1], line, strlen(line)) != (ssize_t)strlen(line))
+                rc = -EIO;
+            explicit_bzero(line, sizeof line);
+        }
+        if (keyp[1] >= 0)
+            close(keyp[1]);
+        if (rc < 0) {
+            if (keyp[0] >= 0)
+                close(keyp[0]);
+            plat_keys_wipe(&kp);
+            snprintf(why, why_size, "cannot give the host a key: %s", strerror(-rc));
+            hb_hostlog_close(&h->log);
+            free(h);
+            return rc;
+        }
+        snprintf(h->public_key, sizeof h->public_key, "%s", kp.public_z85);
+        plat_keys_wipe(&kp);
+    }
+    char key_fd_arg[8];
+    snprintf(key_fd_arg, sizeof key_fd_arg, "%d", HB_KEY_FD);
+    char *args[32];
+    size_t na = 0;
+    args[na++] = s->self_exe;
+    args[na++] = "--exec-host";
+    if (keyp[0] >= 0) {
+        args[na++] = "--keep-fd";
+        args[na++] = key_fd_arg;
+    }
+    char *const tail[] = {"--seccomp", seccomp, lim[0], lim[1], lim[2], lim[3], "--", path,
+                          "--platform", s->platform, "--host-id", h->id, "--hostboot",
+                          s->hostboot_id, "--mode", h->mode, "--platform-lost-exit-ms", lost};
+    for (size_t i = 0; i < sizeof tail / sizeof tail[0]; i++)
+        args[na++] = tail[i];
+    if (keyp[0] >= 0) {
+        args[na++] = "--key-fd";
+        args[na++] = key_fd_arg;
+        args[na++] = "--platform-key";
+        args[na++] = s->platform_key;
+    }
+    args[na] = NULL;
     char *env[16], home[PATH_MAX + 8];
     char abs_workdir[PATH_MAX];
     if (!realpath(workdir, abs_workdir))
@@ -577,10 +674,11 @@ int hb_spawner_start(hb_spawner_t *s, const char *host_id, const char *language,
     uv_pipe_init(s->loop, &h->err, 0);
     uv_timer_init(s->loop, &h->timer);
     h->out.data = h->err.data = h->timer.data = h->proc.data = h;
-    uv_stdio_container_t stdio[3] = {
+    uv_stdio_container_t stdio[HB_KEY_FD + 1] = {
         {.flags = UV_IGNORE},
         {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&h->out},
         {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&h->err},
+        {.flags = UV_INHERIT_FD, .data.fd = keyp[0]},
     };
     uv_process_options_t po = {
         .exit_cb = on_process_exit,
@@ -591,13 +689,15 @@ int hb_spawner_start(hb_spawner_t *s, const char *host_id, const char *language,
         /* Own session: a terminal's Ctrl-C reaches hostbootd, which stops
          * its hosts itself, not the hosts directly. */
         .flags = UV_PROCESS_DETACHED | (s->set_ids ? UV_PROCESS_SETUID | UV_PROCESS_SETGID : 0),
-        .stdio_count = 3,
+        .stdio_count = keyp[0] >= 0 ? HB_KEY_FD + 1 : 3,
         .stdio = stdio,
         .uid = s->uid,
         .gid = s->gid,
     };
     h->started_ms = plat_mono_ms();
     rc = uv_spawn(s->loop, &h->proc, &po);
+    if (keyp[0] >= 0)
+        close(keyp[0]); /* the child has its copy (or none: spawn failed) */
     if (rc < 0) {
         snprintf(why, why_size, "spawn %.200s: %s", path, uv_strerror(rc));
         hb_hostlog_note(h->log, "spawn failed: %s", uv_strerror(rc));
@@ -664,10 +764,11 @@ static void save_state(hb_spawner_t *s)
         return;
     json_t *arr = json_array();
     for (host_t *h = s->live; h; h = h->next)
-        json_array_append_new(arr, json_pack("{s:s, s:i, s:I, s:s, s:s, s:s}", "id", h->id, "pid",
-                                             (int)h->pid, "starttime", (json_int_t)h->starttime,
-                                             "language", h->language, "version", h->version,
-                                             "mode", h->mode));
+        json_array_append_new(arr, json_pack("{s:s, s:i, s:I, s:s, s:s, s:s, s:s}", "id", h->id,
+                                             "pid", (int)h->pid, "starttime",
+                                             (json_int_t)h->starttime, "language", h->language,
+                                             "version", h->version, "mode", h->mode,
+                                             "public_key", h->public_key));
     char tmp[PATH_MAX + 8];
     snprintf(tmp, sizeof tmp, "%s.tmp", s->state_path);
     if (json_dump_file(arr, tmp, JSON_COMPACT) != 0 || rename(tmp, s->state_path) != 0)
@@ -680,7 +781,8 @@ static void save_state(hb_spawner_t *s)
  * still reported, with status unknown), signalled through it, listed in our
  * registration. Its output went to the previous hostbootd and is lost. */
 static int adopt_one(hb_spawner_t *s, const char *id, pid_t pid, unsigned long long starttime,
-                     const char *language, const char *version, const char *mode)
+                     const char *language, const char *version, const char *mode,
+                     const char *public_key)
 {
     if (plat_id_kind(id) != PLAT_ID_HOST || pid <= 0 || find_live(s, id))
         return -EINVAL;
@@ -705,6 +807,9 @@ static int adopt_one(hb_spawner_t *s, const char *id, pid_t pid, unsigned long l
     snprintf(h->language, sizeof h->language, "%s", language);
     snprintf(h->version, sizeof h->version, "%s", version);
     snprintf(h->mode, sizeof h->mode, "%s", mode);
+    /* Its key, so that a restarted platform re-admits it (REGISTER). */
+    if (public_key && plat_key_z85_valid(public_key))
+        snprintf(h->public_key, sizeof h->public_key, "%s", public_key);
     hb_hostlog_opts_t lo = {.max_bytes = (uint64_t)s->cfg->hosts.log_max_bytes,
                             .keep = (unsigned)s->cfg->hosts.log_keep};
     h->log = hb_hostlog_open(s->host_log_dir, id, &lo);
@@ -741,7 +846,8 @@ size_t hb_spawner_adopt(hb_spawner_t *s)
         const char *mode = json_string_value(json_object_get(e, "mode"));
         if (!id || !lang || !ver || !mode)
             continue;
-        int rc = adopt_one(s, id, (pid_t)pid, (unsigned long long)st, lang, ver, mode);
+        const char *key = json_string_value(json_object_get(e, "public_key"));
+        int rc = adopt_one(s, id, (pid_t)pid, (unsigned long long)st, lang, ver, mode, key);
         if (rc == 0)
             n++;
         else if (rc == -ESRCH && s->on_exit) {
@@ -780,11 +886,30 @@ int hb_spawner_delete(hb_spawner_t *s, const char *host_id, int32_t pid)
 
 size_t hb_spawner_count(const hb_spawner_t *s) { return s->n_live; }
 
+int hb_spawner_set_platform_key(hb_spawner_t *s, const char *platform_public_z85)
+{
+    if (!platform_public_z85) {
+        s->platform_key[0] = 0;
+        return 0;
+    }
+    if (!plat_key_z85_valid(platform_public_z85))
+        return -EINVAL;
+    snprintf(s->platform_key, sizeof s->platform_key, "%s", platform_public_z85);
+    return 0;
+}
+
+const char *hb_spawner_public_key(hb_spawner_t *s, const char *host_id)
+{
+    host_t *h = find_live(s, host_id);
+    return h && h->public_key[0] ? h->public_key : NULL;
+}
+
 void hb_spawner_foreach(hb_spawner_t *s, void (*fn)(const hb_host_info_t *h, void *arg),
                         void *arg)
 {
     for (host_t *h = s->live; h; h = h->next) {
-        hb_host_info_t info = {h->id, h->pid, h->language, h->version, h->mode, h->stopping};
+        hb_host_info_t info = {h->id,       h->pid,      h->language, h->version,
+                               h->mode,     h->stopping, h->public_key};
         fn(&info, arg);
     }
 }

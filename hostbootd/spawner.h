@@ -31,11 +31,24 @@ typedef struct {
     int32_t pid;
     const char *language, *version, *mode;
     bool stopping;
+    const char *public_key; /* Z85 CURVE public key, "" when none */
 } hb_host_info_t;
+
+/* The fd number a spawned host reads its CURVE secret key from
+ * (pluginhost --key-fd). */
+#define HB_KEY_FD 3
 
 /* `hostboot_id` and `platform_endpoint` are passed to every host. */
 hb_spawner_t *hb_spawner_new(uv_loop_t *loop, const hb_config_t *cfg, const char *hostboot_id,
                              const char *platform_endpoint, hb_exit_cb on_exit, void *arg);
+
+/* CURVE: give every host spawned from now on a fresh key pair (secret on
+ * an inherited pipe, fd HB_KEY_FD, announced as --key-fd; the platform's
+ * public key as --platform-key). NULL = none. 0 or -EINVAL. */
+int hb_spawner_set_platform_key(hb_spawner_t *s, const char *platform_public_z85);
+
+/* A live host's public key (Z85), NULL when it has none or is unknown. */
+const char *hb_spawner_public_key(hb_spawner_t *s, const char *host_id);
 
 /* Spawn a host. Returns 0 and *pid, or a negative errno with why[] set:
  *   -ENOENT   no runtime configured for (language, version)
@@ -71,7 +84,8 @@ void hb_spawner_stop_all(hb_spawner_t *s, void (*done)(void *arg), void *arg);
  * run afterwards for close callbacks. NULL-safe. */
 void hb_spawner_destroy(hb_spawner_t **s);
 
-/* The exec wrapper: `hostbootd --exec-host AS NOFILE NPROC CPU -- PATH ARGS...`
+/* The exec wrapper: `hostbootd --exec-host [--keep-fd N] ... AS NOFILE NPROC CPU -- PATH ARGS...`
+ * (--keep-fd N: the host's key pipe, the one fd above stdio kept open)
  * applies the limits (0 = inherit), PR_SET_NO_NEW_PRIVS, closes every fd
  * above 2 and execs PATH. Returns only on failure (exit code 127). */
 int hb_exec_host_main(int argc, char **argv);

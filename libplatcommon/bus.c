@@ -1,6 +1,7 @@
 /* A bus endpoint on a libuv loop. See bus.h for the receive path. */
 #include "plat/bus.h"
 
+#include <czmq.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,27 @@
 #include "plat/log.h"
 #include "plat/msg.h"
 #include "plat/uvzmq.h"
+
+/* Per-peer limits on a ROUTER (bus.h, receive path 2c). */
+#define BUSY_REPLIES_PER_SEC 10
+#define PENDING_DEFAULT_TIMEOUT_MS 60000u
+#define PEERS_SWEEP_AT 4096
+#define PEER_IDLE_FORGET_MS 30000u
+
+typedef struct {
+    uint64_t seq;
+    uint64_t deadline_ms;
+} pending_t;
+
+typedef struct {
+    double tokens;
+    uint64_t refill_ms;
+    uint64_t last_seen_ms;
+    uint64_t busy_window_ms; /* start of the current second of -EBUSY answers */
+    unsigned busy_answers;   /* answered in that second */
+    pending_t *pend;
+    unsigned n_pend, cap_pend;
+} peer_t;
 
 struct plat_bus {
     uv_loop_t *loop;
@@ -24,6 +46,9 @@ struct plat_bus {
     plat_bus_drop_cb on_drop;
     void *arg;
     plat_bus_stats_t stats;
+    uint32_t rate_per_sec, rate_burst, max_pending;
+    bool allow_peer_to_peer;
+    zhashx_t *peers; /* ROUTER with limits: id -> peer_t* (owned) */
 };
 
 static const char *const g_drop_names[PLAT_BUS_DROP__COUNT] = {
@@ -34,6 +59,9 @@ static const char *const g_drop_names[PLAT_BUS_DROP__COUNT] = {
     [PLAT_BUS_DROP_SPOOFED] = "spoofed source",
     [PLAT_BUS_DROP_LATE_REPLY] = "late reply",
     [PLAT_BUS_DROP_MISDIRECTED] = "misdirected",
+    [PLAT_BUS_DROP_FORBIDDEN] = "forbidden destination",
+    [PLAT_BUS_DROP_RATE_LIMITED] = "rate limited",
+    [PLAT_BUS_DROP_BUSY] = "too many pending requests",
 };
 
 const char *plat_bus_drop_name(plat_bus_drop_t reason)
@@ -70,6 +98,162 @@ static const char *authenticated_peer(zmq_msg_t *payload, const char *routing_id
     return uid && *uid ? uid : routing_id;
 }
 
+/* ---- per-peer limits ------------------------------------------------------ */
+
+static void peer_free(void **item)
+{
+    peer_t *p = *item;
+    if (p) {
+        free(p->pend);
+        free(p);
+    }
+    *item = NULL;
+}
+
+static bool limits_on(const plat_bus_t *bus) { return bus->peers != NULL; }
+
+/* Forget peers idle for a while with nothing pending, so the table stays
+ * as small as the set of live peers. */
+static void peers_sweep(plat_bus_t *bus, uint64_t now)
+{
+    zlistx_t *keys = zhashx_keys(bus->peers);
+    if (!keys)
+        return;
+    for (const char *k = zlistx_first(keys); k; k = zlistx_next(keys)) {
+        peer_t *p = zhashx_lookup(bus->peers, k);
+        if (p && p->n_pend == 0 && now - p->last_seen_ms > PEER_IDLE_FORGET_MS)
+            zhashx_delete(bus->peers, k);
+    }
+    zlistx_destroy(&keys);
+}
+
+static peer_t *peer_get(plat_bus_t *bus, const char *id, uint64_t now)
+{
+    peer_t *p = zhashx_lookup(bus->peers, id);
+    if (p)
+        return p;
+    if (zhashx_size(bus->peers) >= PEERS_SWEEP_AT)
+        peers_sweep(bus, now);
+    p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->tokens = bus->rate_burst;
+    p->refill_ms = now;
+    if (zhashx_insert(bus->peers, id, p) != 0) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* Take one token; false when the bucket is empty. */
+static bool peer_take_token(plat_bus_t *bus, peer_t *p, uint64_t now)
+{
+    if (!bus->rate_per_sec)
+        return true;
+    if (now > p->refill_ms) {
+        p->tokens += (double)(now - p->refill_ms) * bus->rate_per_sec / 1000.0;
+        if (p->tokens > bus->rate_burst)
+            p->tokens = bus->rate_burst;
+        p->refill_ms = now;
+    }
+    if (p->tokens < 1.0)
+        return false;
+    p->tokens -= 1.0;
+    return true;
+}
+
+/* Unanswered requests of the peer, after dropping the expired ones. */
+static unsigned peer_pending(peer_t *p, uint64_t now)
+{
+    unsigned j = 0;
+    for (unsigned i = 0; i < p->n_pend; i++)
+        if (p->pend[i].deadline_ms > now)
+            p->pend[j++] = p->pend[i];
+    p->n_pend = j;
+    return j;
+}
+
+static void peer_add_pending(peer_t *p, uint64_t seq, uint64_t deadline)
+{
+    if (p->n_pend == p->cap_pend) {
+        unsigned cap = p->cap_pend ? p->cap_pend * 2 : 8;
+        pending_t *n = realloc(p->pend, cap * sizeof *n);
+        if (!n)
+            return; /* not tracked: errs on the side of letting it through */
+        p->pend = n;
+        p->cap_pend = cap;
+    }
+    p->pend[p->n_pend++] = (pending_t){seq, deadline};
+}
+
+static void peer_answered(plat_bus_t *bus, const char *id, uint64_t seq)
+{
+    peer_t *p = limits_on(bus) ? zhashx_lookup(bus->peers, id) : NULL;
+    if (!p)
+        return;
+    for (unsigned i = 0; i < p->n_pend; i++)
+        if (p->pend[i].seq == seq) {
+            p->pend[i] = p->pend[--p->n_pend];
+            return;
+        }
+}
+
+/* May this peer get another -EBUSY answer this second? */
+static bool peer_may_answer_busy(peer_t *p, uint64_t now)
+{
+    if (now - p->busy_window_ms >= 1000) {
+        p->busy_window_ms = now;
+        p->busy_answers = 0;
+    }
+    return p->busy_answers++ < BUSY_REPLIES_PER_SEC;
+}
+
+static void drop_and_answer(plat_bus_t *bus, plat_bus_drop_t reason, const char *from,
+                            const Plat__PlatformMessage *m, int code, const char *message,
+                            const char *why)
+{
+    drop(bus, reason, from, m, why);
+    if (m && m->header->kind == PLAT__MESSAGE_KIND__MESSAGE_KIND_REQUEST)
+        plat_bus_reply_error(bus, m, code, message, m->header->destination->id);
+}
+
+/* ---- receive -------------------------------------------------------------- */
+
+/* Limits on the ROUTER before decoding: the token bucket. Returns true
+ * when the message may go on; else it was counted (and, a few times a
+ * second, decoded to be answered -EBUSY). */
+static bool admit_rate(plat_bus_t *bus, const char *from, zmq_msg_t *payload, uint64_t now,
+                       peer_t **peer_out)
+{
+    peer_t *p = peer_get(bus, from, now);
+    *peer_out = p;
+    if (!p)
+        return true;
+    p->last_seen_ms = now;
+    if (peer_take_token(bus, p, now))
+        return true;
+    if (!peer_may_answer_busy(p, now)) {
+        bus->stats.dropped[PLAT_BUS_DROP_RATE_LIMITED]++; /* silently: a flood */
+        return false;
+    }
+    Plat__PlatformMessage *m = NULL;
+    if (plat_envelope_decode(zmq_msg_data(payload), zmq_msg_size(payload), bus->max_msg_size, &m,
+                             NULL) == 0 &&
+        strcmp(m->header->source->id, from) == 0 &&
+        m->header->kind == PLAT__MESSAGE_KIND__MESSAGE_KIND_REPLY) {
+        /* Replies to the platform's own requests are never limited: the
+         * platform bounds them itself. Let it through the normal path. */
+        plat_envelope_free(&m);
+        return true;
+    }
+    drop_and_answer(bus, PLAT_BUS_DROP_RATE_LIMITED, from,
+                    m && strcmp(m->header->source->id, from) == 0 ? m : NULL, -EBUSY,
+                    "rate limited: too many messages from this endpoint", NULL);
+    plat_envelope_free(&m);
+    return false;
+}
+
 static int on_readable(void *arg)
 {
     plat_bus_t *bus = arg;
@@ -89,6 +273,16 @@ static int on_readable(void *arg)
                                                         : PLAT_PLATFORM_ID;
     char from_copy[PLAT_ID_MAX + 1];
     snprintf(from_copy, sizeof from_copy, "%s", from);
+    /* With CURVE the routing id must be the authenticated one as well:
+     * ROUTER_HANDOVER would otherwise let one key take another's route. */
+    bool route_ok = bus->role != PLAT_ENDPOINT_ROUTER || strcmp(peer, from_copy) == 0;
+
+    uint64_t now = plat_mono_ms();
+    peer_t *lp = NULL;
+    if (route_ok && limits_on(bus) && !admit_rate(bus, from_copy, &payload, now, &lp)) {
+        zmq_msg_close(&payload);
+        return 1;
+    }
 
     const uint8_t *raw = zmq_msg_data(&payload);
     size_t raw_len = zmq_msg_size(&payload);
@@ -106,19 +300,38 @@ static int on_readable(void *arg)
         return 1;
     }
     const Plat__Header *h = m->header;
-    if (bus->role == PLAT_ENDPOINT_ROUTER && strcmp(h->source->id, from_copy) != 0) {
+    bool is_reply = h->kind == PLAT__MESSAGE_KIND__MESSAGE_KIND_REPLY;
+    bool for_us = strcmp(h->destination->id, bus->identity) == 0;
+    if (!route_ok) {
+        drop(bus, PLAT_BUS_DROP_SPOOFED, from_copy, m,
+             "routing id is not the connection's authenticated identity");
+    } else if (bus->role == PLAT_ENDPOINT_ROUTER && strcmp(h->source->id, from_copy) != 0) {
         drop(bus, PLAT_BUS_DROP_SPOOFED, from_copy, m, "source id is not the sender's identity");
-    } else if (bus->role == PLAT_ENDPOINT_DEALER &&
-               strcmp(h->destination->id, bus->identity) != 0) {
+    } else if (bus->role == PLAT_ENDPOINT_DEALER && !for_us) {
         drop(bus, PLAT_BUS_DROP_MISDIRECTED, from_copy, m, "destination is not this endpoint");
-    } else if (h->kind == PLAT__MESSAGE_KIND__MESSAGE_KIND_REPLY &&
-               strcmp(h->destination->id, bus->identity) == 0) {
+    } else if (bus->role == PLAT_ENDPOINT_ROUTER && !for_us && !bus->allow_peer_to_peer) {
+        drop_and_answer(bus, PLAT_BUS_DROP_FORBIDDEN, from_copy, m, -EACCES,
+                        "endpoints may address the platform only", NULL);
+    } else if (is_reply && for_us) {
         bus->stats.rx++;
         bus->stats.rx_by_channel[channel_index(m->channel_case)]++;
         if (plat_sync_resolve(bus->sync, h->source->id, h->seq_no, m) == -ENOENT)
             drop(bus, PLAT_BUS_DROP_LATE_REPLY, from_copy, m,
                  "no request pending (timed out or never sent)");
+    } else if (lp && bus->max_pending && for_us &&
+               h->kind == PLAT__MESSAGE_KIND__MESSAGE_KIND_REQUEST &&
+               peer_pending(lp, now) >= bus->max_pending) {
+        if (peer_may_answer_busy(lp, now))
+            drop_and_answer(bus, PLAT_BUS_DROP_BUSY, from_copy, m, -EBUSY,
+                            "too many requests pending from this endpoint", NULL);
+        else
+            bus->stats.dropped[PLAT_BUS_DROP_BUSY]++;
     } else {
+        if (lp && bus->max_pending && for_us &&
+            h->kind == PLAT__MESSAGE_KIND__MESSAGE_KIND_REQUEST) {
+            uint64_t t = h->timeout_ms ? h->timeout_ms : PENDING_DEFAULT_TIMEOUT_MS;
+            peer_add_pending(lp, h->seq_no, now + t);
+        }
         bus->stats.rx++;
         bus->stats.rx_by_channel[channel_index(m->channel_case)]++;
         plat_bus_rx_t rx = {.peer = from_copy, .msg = m, .raw = raw, .raw_len = raw_len};
@@ -128,6 +341,12 @@ static int on_readable(void *arg)
     plat_envelope_free(&m);
     zmq_msg_close(&payload);
     return 1;
+}
+
+unsigned plat_bus_pending(const plat_bus_t *bus, const char *peer)
+{
+    peer_t *p = bus->peers ? zhashx_lookup(bus->peers, peer) : NULL;
+    return p ? peer_pending(p, plat_mono_ms()) : 0;
 }
 
 plat_bus_t *plat_bus_new(uv_loop_t *loop, const plat_bus_opts_t *opts)
@@ -149,6 +368,16 @@ plat_bus_t *plat_bus_new(uv_loop_t *loop, const plat_bus_opts_t *opts)
     bus->on_message = opts->on_message;
     bus->on_drop = opts->on_drop;
     bus->arg = opts->arg;
+    bus->allow_peer_to_peer = opts->role != PLAT_ENDPOINT_ROUTER || !opts->platform_only;
+    bus->rate_per_sec = opts->rate_per_sec;
+    bus->rate_burst = opts->rate_burst ? opts->rate_burst : opts->rate_per_sec;
+    bus->max_pending = opts->max_pending;
+    if (opts->role == PLAT_ENDPOINT_ROUTER && (bus->rate_per_sec || bus->max_pending)) {
+        bus->peers = zhashx_new();
+        if (!bus->peers)
+            goto fail;
+        zhashx_set_destructor(bus->peers, peer_free);
+    }
     bus->ep = opts->role == PLAT_ENDPOINT_ROUTER
                   ? plat_endpoint_router_new(opts->address, &opts->endpoint)
                   : plat_endpoint_dealer_new(opts->identity, opts->address, &opts->endpoint);
@@ -165,6 +394,7 @@ fail:;
     int e = errno ? errno : ENOMEM;
     plat_sync_destroy(&bus->sync);
     plat_endpoint_destroy(&bus->ep);
+    zhashx_destroy(&bus->peers);
     free(bus);
     errno = e;
     return NULL;
@@ -179,6 +409,7 @@ void plat_bus_destroy(plat_bus_t **busp)
     plat_sync_destroy(&bus->sync);
     plat_uvzmq_close(&bus->watch);
     plat_endpoint_destroy(&bus->ep);
+    zhashx_destroy(&bus->peers);
     free(bus);
 }
 
@@ -285,6 +516,7 @@ int plat_bus_reply(plat_bus_t *bus, const Plat__PlatformMessage *request,
     if (!request || !request->header || !request->header->source)
         return -EINVAL;
     const char *dst = request->header->source->id;
+    peer_answered(bus, dst, request->header->seq_no);
     int rc = fill_header(bus, reply, dst, PLAT__MESSAGE_KIND__MESSAGE_KIND_REPLY,
                          request->header->seq_no, 0);
     return rc < 0 ? rc : send_encoded(bus, dst, reply);

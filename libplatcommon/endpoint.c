@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "plat/envelope.h"
+#include "plat/keys.h"
 
 struct plat_endpoint {
     zsock_t *sock;
@@ -21,6 +22,60 @@ static void apply_opts(zsock_t *s, const plat_endpoint_opts_t *opts)
     zsock_set_sndhwm(s, opts && opts->sndhwm > 0 ? opts->sndhwm : 1000);
     zsock_set_rcvhwm(s, opts && opts->rcvhwm > 0 ? opts->rcvhwm : 1000);
     zsock_set_linger(s, opts ? opts->linger_ms : 0);
+}
+
+/* Process-wide CURVE client keys (plat_endpoint_set_default_curve). */
+static char g_default_secret[PLAT_KEY_Z85_LEN + 1];
+static char g_default_server[PLAT_KEY_Z85_LEN + 1];
+
+int plat_endpoint_set_default_curve(const char *secret_z85, const char *server_public_z85)
+{
+    if (!secret_z85 && !server_public_z85) {
+        explicit_bzero(g_default_secret, sizeof g_default_secret);
+        g_default_server[0] = 0;
+        return 0;
+    }
+    if (!plat_key_z85_valid(secret_z85) || !plat_key_z85_valid(server_public_z85))
+        return -EINVAL;
+    memcpy(g_default_secret, secret_z85, sizeof g_default_secret);
+    memcpy(g_default_server, server_public_z85, sizeof g_default_server);
+    return 0;
+}
+
+/* CURVE server (ROUTER) or client (DEALER) options; 0 or -EINVAL. */
+static int apply_curve(void *s, plat_endpoint_role_t role, const plat_endpoint_opts_t *opts)
+{
+    const char *secret = opts ? opts->curve_secret : NULL;
+    const char *server = opts ? opts->curve_server_key : NULL;
+    if (role == PLAT_ENDPOINT_DEALER && !secret && !server && g_default_secret[0]) {
+        secret = g_default_secret;
+        server = g_default_server;
+    }
+    if (!secret && !server)
+        return 0;
+    plat_keypair_t kp;
+    memset(&kp, 0, sizeof kp);
+    if (!plat_key_z85_valid(secret) ||
+        (role == PLAT_ENDPOINT_DEALER && !plat_key_z85_valid(server)))
+        return -EINVAL;
+    memcpy(kp.secret_z85, secret, sizeof kp.secret_z85);
+    int rc = plat_keys_derive_public(&kp);
+    if (rc == 0 && role == PLAT_ENDPOINT_ROUTER) {
+        int one = 1;
+        rc = zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, PLAT_ZAP_DOMAIN, strlen(PLAT_ZAP_DOMAIN)) ||
+                     zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one) ||
+                     zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, kp.secret_z85, PLAT_KEY_Z85_LEN)
+                 ? -errno
+                 : 0;
+    } else if (rc == 0) {
+        rc = zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server, PLAT_KEY_Z85_LEN) ||
+                     zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, kp.public_z85, PLAT_KEY_Z85_LEN) ||
+                     zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, kp.secret_z85, PLAT_KEY_Z85_LEN)
+                 ? -errno
+                 : 0;
+    }
+    plat_keys_wipe(&kp);
+    return rc;
 }
 
 /* czmq installs its own SIGINT/SIGTERM handlers on first use unless told
@@ -50,8 +105,9 @@ plat_endpoint_t *plat_endpoint_router_new(const char *bind_addr, const plat_endp
     apply_opts(ep->sock, opts);
     zsock_set_router_mandatory(ep->sock, 1);
     zsock_set_router_handover(ep->sock, 1);
-    if (zmq_bind(zsock_resolve(ep->sock), bind_addr) != 0) {
-        int e = errno;
+    int crc = apply_curve(zsock_resolve(ep->sock), PLAT_ENDPOINT_ROUTER, opts);
+    if (crc < 0 || zmq_bind(zsock_resolve(ep->sock), bind_addr) != 0) {
+        int e = crc < 0 ? -crc : errno;
         zsock_destroy(&ep->sock);
         free(ep);
         errno = e;
@@ -80,8 +136,9 @@ plat_endpoint_t *plat_endpoint_dealer_new(const char *identity, const char *conn
     }
     apply_opts(ep->sock, opts);
     zmq_setsockopt(zsock_resolve(ep->sock), ZMQ_ROUTING_ID, identity, strlen(identity));
-    if (zmq_connect(zsock_resolve(ep->sock), connect_addr) != 0) {
-        int e = errno;
+    int crc = apply_curve(zsock_resolve(ep->sock), PLAT_ENDPOINT_DEALER, opts);
+    if (crc < 0 || zmq_connect(zsock_resolve(ep->sock), connect_addr) != 0) {
+        int e = crc < 0 ? -crc : errno;
         zsock_destroy(&ep->sock);
         free(ep);
         errno = e;

@@ -282,6 +282,8 @@ plat_link_t *plat_link_new(uv_loop_t *loop, const plat_link_opts_t *opts)
         errno = e;
         return NULL;
     }
+    /* The socket holds its keys now: keep no pointer to the caller's. */
+    l->opts.endpoint.curve_secret = l->opts.endpoint.curve_server_key = NULL;
     snprintf(l->platform_address, sizeof l->platform_address, "%s", opts->platform_address);
     l->opts.platform_address = l->platform_address;
     uv_timer_init(loop, &l->retry);

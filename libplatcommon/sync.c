@@ -16,13 +16,42 @@ typedef struct {
     size_t peer_len;
     plat_sync_cb cb;
     void *arg;
+    uint64_t added_ns; /* uv_hrtime() at plat_sync_add */
 } entry_t;
 
 struct plat_sync {
     uv_loop_t *loop;
     zhashx_t *pending; /* key "peer\x1fseq" -> entry_t* (not owned by the hash) */
     bool destroying;
+    plat_sync_stats_t stats;
+    plat_sync_reply_observer observer;
+    void *observer_arg;
 };
+
+const double plat_sync_bucket_le[PLAT_SYNC_BUCKETS] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+};
+
+static void count(plat_sync_t *s, const entry_t *e, int status)
+{
+    if (status == -ETIMEDOUT) {
+        s->stats.timeouts++;
+        return;
+    }
+    if (status != 0) {
+        s->stats.failed++;
+        return;
+    }
+    uint64_t now = uv_hrtime();
+    uint64_t ns = now > e->added_ns ? now - e->added_ns : 0;
+    double secs = (double)ns / 1e9;
+    size_t b = 0;
+    while (b < PLAT_SYNC_BUCKETS && secs > plat_sync_bucket_le[b])
+        b++;
+    s->stats.bucket[b]++;
+    s->stats.replies++;
+    s->stats.sum_ns += ns;
+}
 
 static void make_key(char *key, size_t size, const char *peer, uint64_t seq)
 {
@@ -50,6 +79,7 @@ static void on_timer_closed(uv_handle_t *h) { free(h->data); }
 static void complete(entry_t *e, int status, const Plat__PlatformMessage *reply)
 {
     plat_sync_t *s = e->owner;
+    count(s, e, status);
     zhashx_delete(s->pending, e->key);
     uv_timer_stop(&e->timer);
     uv_close((uv_handle_t *)&e->timer, on_timer_closed);
@@ -80,6 +110,7 @@ int plat_sync_add(plat_sync_t *s, const char *peer, uint64_t seq, uint32_t timeo
     e->peer_len = strlen(peer);
     e->cb = cb;
     e->arg = arg;
+    e->added_ns = uv_hrtime();
     uv_timer_init(s->loop, &e->timer);
     e->timer.data = e;
     if (zhashx_insert(s->pending, e->key, e) != 0) {
@@ -87,6 +118,7 @@ int plat_sync_add(plat_sync_t *s, const char *peer, uint64_t seq, uint32_t timeo
         return -ENOMEM;
     }
     uv_timer_start(&e->timer, on_timeout, timeout_ms, 0);
+    s->stats.added++;
     return 0;
 }
 
@@ -98,6 +130,8 @@ int plat_sync_resolve(plat_sync_t *s, const char *peer, uint64_t seq,
     entry_t *e = zhashx_lookup(s->pending, key);
     if (!e)
         return -ENOENT;
+    if (s->observer)
+        s->observer(peer, seq, reply, s->observer_arg);
     complete(e, 0, reply);
     return 0;
 }
@@ -132,6 +166,30 @@ void plat_sync_fail_peer(plat_sync_t *s, const char *peer, int status)
 }
 
 size_t plat_sync_pending(const plat_sync_t *s) { return s ? zhashx_size(s->pending) : 0; }
+
+plat_sync_stats_t plat_sync_stats(const plat_sync_t *s)
+{
+    return s ? s->stats : (plat_sync_stats_t){0};
+}
+
+uint64_t plat_sync_oldest_pending_ms(const plat_sync_t *s)
+{
+    if (!s)
+        return 0;
+    uint64_t now = uv_hrtime(), oldest = now;
+    for (entry_t *e = zhashx_first(s->pending); e; e = zhashx_next(s->pending))
+        if (e->added_ns < oldest)
+            oldest = e->added_ns;
+    return (now - oldest) / 1000000u;
+}
+
+void plat_sync_set_reply_observer(plat_sync_t *s, plat_sync_reply_observer fn, void *arg)
+{
+    if (!s)
+        return;
+    s->observer = fn;
+    s->observer_arg = arg;
+}
 
 void plat_sync_destroy(plat_sync_t **sp)
 {

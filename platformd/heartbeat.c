@@ -8,6 +8,7 @@
 
 #include "lifecycle.h"
 #include "platformd.h"
+#include "trace.h"
 
 static void on_pong(int status, const Plat__PlatformMessage *reply, void *arg)
 {
@@ -39,6 +40,8 @@ static void ping_one(const pd_endpoint_t *ep, void *arg)
     }
     int64_t rc = plat_bus_request(pd->bus, ep->id, ping, (uint32_t)pd->cfg->heartbeat.interval_ms,
                                   on_pong, pd);
+    if (rc > 0)
+        pd_trace_tx(pd, ping, plat__platform_message__get_packed_size(ping));
     plat_envelope_free(&ping);
     if (rc < 0) {
         round->failed++;
@@ -60,9 +63,10 @@ static void on_ping_timer(uv_timer_t *t)
 static void on_lost(const pd_endpoint_t *ep, uint64_t silent_ms, void *arg)
 {
     pd_t *pd = arg;
-    plat_log_warn("heartbeat", "endpoint lost: silent for %llu ms id=%s kind=%s pid=%d",
-                  (unsigned long long)silent_ms, ep->id,
-                  ep->kind == PD_EP_HOSTBOOT ? "hostboot" : "host", (int)ep->pid);
+    pd->metrics.heartbeats_missed++;
+    plat_log_warn("heartbeat", "endpoint lost (no heartbeat) id=%s kind=%s pid=%d silent_ms=%llu",
+                  ep->id, ep->kind == PD_EP_HOSTBOOT ? "hostboot" : "host", (int)ep->pid,
+                  (unsigned long long)silent_ms);
     /* A host told to exit itself (no hostboot could stop it) that goes
      * silent has exited: nobody else will report it. */
     pd_endpoint_t *mut = pd_registry_find(pd->reg, ep->id);
@@ -95,8 +99,8 @@ static void on_lost_timer(uv_timer_t *t)
     if (pd->last_lost_check_ms && now - pd->last_lost_check_ms > 2 * every) {
         uint64_t deaf = now - pd->last_lost_check_ms - every;
         if (deaf >= (uint64_t)pd->cfg->heartbeat.interval_ms)
-            plat_log_warn("heartbeat", "event loop stalled for %llu ms; not counted as endpoint "
-                                       "silence",
+            plat_log_warn("heartbeat", "event loop stalled; not counted as endpoint silence "
+                                       "stalled_ms=%llu",
                           (unsigned long long)deaf);
         pd_registry_forgive(pd->reg, deaf, now);
     }

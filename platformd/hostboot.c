@@ -5,6 +5,7 @@
 
 #include "lifecycle.h"
 #include "platformd.h"
+#include "zap.h"
 
 static void refuse(pd_t *pd, const Plat__PlatformMessage *m, const char *why)
 {
@@ -43,6 +44,12 @@ static void on_register(pd_t *pd, const Plat__PlatformMessage *m)
     plat_log_notice("hostboot", "hostboot %s id=%s version=%s runtimes=%zu hosts=%zu boot_id=%s",
                     was_known ? "re-registered" : "registered", ep->id, ep->version,
                     ep->n_runtimes, r->n_hosts, ep->boot_id);
+    /* The CURVE keys of the hosts it owns (a restarted platform knows
+     * none): each admitted as exactly its host id (zap.h). */
+    for (size_t i = 0; i < r->n_hosts; i++)
+        if (r->hosts[i]->public_key.len)
+            pd_zap_admit_host(pd, r->hosts[i]->id, r->hosts[i]->public_key.data,
+                              r->hosts[i]->public_key.len, src);
     pd_send_register_ack(pd, m);
     /* After a platform restart, instances that should run are brought back
      * once there is a hostboot to run them on. */

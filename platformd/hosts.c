@@ -7,6 +7,7 @@
 
 #include "lifecycle.h"
 #include "platformd.h"
+#include "zap.h"
 
 #define RETRY_INITIAL_MS 100
 
@@ -183,6 +184,10 @@ static void on_start_reply(int status, const Plat__PlatformMessage *reply, void 
     pd_endpoint_t *ep = pd_registry_find(pd->reg, op->host_id);
     if (ep && resp && resp->host && resp->host->pid > 0 && ep->pid <= 0)
         ep->pid = resp->host->pid;
+    /* Its CURVE key: admitted as exactly this host id (zap.h). */
+    if (resp && resp->host && resp->host->public_key.len)
+        pd_zap_admit_host(pd, op->host_id, resp->host->public_key.data,
+                          resp->host->public_key.len, op->hostboot);
     plat_log_info("hosts", "host spawned, waiting for its ready report id=%s pid=%d hostboot=%s",
                   op->host_id, ep ? (int)ep->pid : 0, op->hostboot);
     if (ep && ep->host_state == PD_HOST_READY) {
@@ -459,6 +464,7 @@ void pd_hosts_on_exit(pd_t *pd, const pd_endpoint_t *hostboot, const Plat__HostE
         return;
     }
     bool expected = ep->host_state == PD_HOST_STOPPING;
+    pd_zap_forget_host(pd, ep->id); /* its key admits nobody any more */
     pd_start_op_t *op = op_find(pd, ep->id);
     if (op) {
         char why[128];

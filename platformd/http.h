@@ -61,4 +61,12 @@ pd_http_reply_t pd_api_invoke(pd_http_req_t *req);
 pd_http_reply_t pd_api_org_action(pd_http_req_t *req);
 pd_http_reply_t pd_api_get_instance_actions(pd_http_req_t *req);
 
+/* Routes of metrics.c (GET /metrics) and api_diag.c (GET /api/v1/diag,
+ * GET|POST /api/v1/trace, GET /api/v1/hosts/{id}/log). */
+pd_http_reply_t pd_api_get_metrics(pd_http_req_t *req);
+pd_http_reply_t pd_api_get_diag(pd_http_req_t *req);
+pd_http_reply_t pd_api_get_trace(pd_http_req_t *req);
+pd_http_reply_t pd_api_post_trace(pd_http_req_t *req);
+pd_http_reply_t pd_api_get_host_log(pd_http_req_t *req);
+
 #endif

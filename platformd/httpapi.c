@@ -12,10 +12,12 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http.h"
 #include "lifecycle.h"
 #include "platformd.h"
+#include "websvc.h"
 
 struct pd_httpapi {
     pd_t *pd;
@@ -281,6 +283,11 @@ static const struct {
     {"POST", "/api/v1/instances/{uuid}/invoke", pd_api_invoke, false},
     {"POST", "/api/v1/instances/{uuid}/{action}", pd_api_instance_action, true},
     {"POST", "/api/v1/orgs/{org}/{action}", pd_api_org_action, true},
+    {"GET", "/api/v1/diag", pd_api_get_diag, false},
+    {"GET", "/metrics", pd_api_get_metrics, false},
+    {"GET", "/api/v1/trace", pd_api_get_trace, false},
+    {"POST", "/api/v1/trace", pd_api_post_trace, true},
+    {"GET", "/api/v1/hosts/{id}/log", pd_api_get_host_log, false},
 };
 
 static bool route_match(const char *pattern, const char *url, const char *params[2],
@@ -314,17 +321,30 @@ static bool route_match(const char *pattern, const char *url, const char *params
 
 /* ---- MHD glue ------------------------------------------------------------ */
 
-/* Per-connection state: the upload, and a reply finished while suspended. */
+/* Per-connection state: the upload, and a reply finished while suspended.
+ * Created by the URI log callback (on_uri), which sees the raw request
+ * target: the web-service proxy forwards it as received. */
 typedef struct {
     pd_httpapi_t *api;
     struct MHD_Connection *conn;
+    bool started;     /* on_request saw the headers */
     char *data;
     size_t len;
+    size_t max;       /* body cap: BODY_MAX, or services.max_body_bytes when proxied */
     bool too_big;
     bool in_handler;  /* the route is running: finishing now needs no resume */
     bool suspended;   /* MHD_suspend_connection'ed */
     bool have_reply;
     pd_http_reply_t reply;
+    /* ANY /plugins/{uuid}/svc/...: the web-service proxy (websvc.h) */
+    bool svc;
+    char svc_instance[PLAT_UUID_LEN + 1];
+    char *svc_target;        /* raw path + query after "/svc" */
+    pd_websvc_call_t *call;  /* in flight */
+    struct MHD_Response *mresp; /* its answer, to be queued */
+    unsigned mstatus;
+    const char *route;       /* metrics: the matched pattern, NULL = none */
+    char method[16];         /* metrics: the request method */
 } upload_t;
 
 static enum MHD_Result send_reply(struct MHD_Connection *conn, pd_http_reply_t r,
@@ -366,14 +386,55 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)cls, (void)conn, (void)toe;
     upload_t *up = *con_cls;
     if (up) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_HTTP_STATUS);
+        if (ci && ci->http_status) /* one count per answered request (metrics.c) */
+            pd_metrics_api(up->api->pd, up->route, up->method, ci->http_status);
         if (up->have_reply) { /* finished but never sent */
             json_decref(up->reply.body);
             free(up->reply.raw);
         }
+        if (up->call) /* the client went away while proxied */
+            pd_websvc_proxy_abort(up->api->pd, up->call);
+        if (up->mresp)
+            MHD_destroy_response(up->mresp);
+        free(up->svc_target);
         free(up->data);
         free(up);
         *con_cls = NULL;
     }
+}
+
+/* MHD_OPTION_URI_LOG_CALLBACK: the request's state, made when the request
+ * line is read, with the raw target (the proxy forwards it undecoded). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    pd_httpapi_t *api = cls;
+    upload_t *up = calloc(1, sizeof *up);
+    if (!up)
+        return NULL;
+    up->api = api;
+    up->conn = conn;
+    up->max = BODY_MAX;
+    /* "/plugins/<uuid>/svc" then end, "/..." or "?..." */
+    static const char pre[] = "/plugins/";
+    if (uri && strncmp(uri, pre, sizeof pre - 1) == 0) {
+        const char *id = uri + sizeof pre - 1;
+        size_t idlen = strcspn(id, "/?");
+        const char *rest = id + idlen;
+        if (idlen > 0 && idlen <= PLAT_UUID_LEN && strncmp(rest, "/svc", 4) == 0 &&
+            (rest[4] == 0 || rest[4] == '/' || rest[4] == '?')) {
+            up->svc_target = strdup(rest + 4);
+            if (up->svc_target) {
+                up->svc = true;
+                memcpy(up->svc_instance, id, idlen);
+                up->svc_instance[idlen] = 0;
+                if (api->pd->websvc)
+                    up->max = pd_websvc_max_body(api->pd);
+            }
+        }
+    }
+    return up;
 }
 
 const char *pd_http_query(pd_http_req_t *req, const char *key)
@@ -392,6 +453,14 @@ static void on_timer(uv_timer_t *t);
 /* The connection is suspended only once the route has returned (on_request
  * does it), so a request finished synchronously is simply answered. */
 pd_http_pending_t *pd_http_suspend(pd_http_req_t *req) { return (pd_http_pending_t *)req->state; }
+
+static void resume(upload_t *up)
+{
+    up->suspended = false;
+    MHD_resume_connection(up->conn);
+    if (up->api->mhd)
+        uv_timer_start(&up->api->timer, on_timer, 0, 0);
+}
 
 void pd_http_finish(pd_http_pending_t *p, pd_http_reply_t reply)
 {
@@ -472,6 +541,105 @@ static int load_token(const char *path, char *out, size_t size)
     return 0;
 }
 
+/* ---- the web-service proxy ---------------------------------------------- */
+
+typedef struct {
+    pd_httpapi_t *api;
+    pd_websvc_header_t *v;
+    size_t n, cap;
+} hdr_vec_t;
+
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    (void)kind;
+    hdr_vec_t *h = cls;
+    if (!key)
+        return MHD_YES;
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? 2 * h->cap : 32;
+        pd_websvc_header_t *v = realloc(h->v, cap * sizeof *v);
+        if (!v)
+            return MHD_NO;
+        h->v = v;
+        h->cap = cap;
+    }
+    h->v[h->n++] = (pd_websvc_header_t){key, value ? value : ""};
+    return MHD_YES;
+}
+
+/* The websvc answer: made into an MHD response, queued now (answered
+ * within pd_websvc_proxy) or once the connection is resumed. */
+static void on_proxy_reply(void *arg, const pd_websvc_reply_t *r)
+{
+    upload_t *up = arg;
+    up->call = NULL;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(r->body_len, (void *)r->body, MHD_RESPMEM_MUST_COPY);
+    if (resp) {
+        if (r->is_error)
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        for (size_t i = 0; i < r->n_headers; i++)
+            if (MHD_add_response_header(resp, r->headers[i].name, r->headers[i].value) != MHD_YES)
+                plat_log_debug("http", "proxied header not passed on header=%s",
+                               r->headers[i].name);
+    }
+    up->mresp = resp; /* NULL: the connection is closed */
+    up->mstatus = r->status;
+    if (r->status >= 400)
+        plat_log_info("http", "proxy -> %u instance=%s", r->status, up->svc_instance);
+    if (!up->in_handler && up->suspended)
+        resume(up);
+}
+
+static enum MHD_Result queue_proxied(upload_t *up)
+{
+    struct MHD_Response *resp = up->mresp;
+    up->mresp = NULL;
+    if (!resp)
+        return MHD_NO;
+    enum MHD_Result ret = MHD_queue_response(up->conn, up->mstatus, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static bool authorized(const pd_httpapi_t *api, struct MHD_Connection *conn);
+
+/* ANY /plugins/{uuid}/svc/...: no bearer token (see docs/http-and-services.md);
+ * the platform's own token is never passed on to a plugin. */
+static enum MHD_Result proxy(pd_httpapi_t *api, upload_t *up, struct MHD_Connection *conn,
+                             const char *method)
+{
+    if (!api->pd->websvc)
+        return send_reply(conn, pd_http_error(503, "service_unavailable",
+                                              "web services are not running"), NULL);
+    if (up->too_big)
+        return send_reply(conn, pd_http_error(413, "too_large",
+                                              "request body over services.max_body_bytes"),
+                          NULL);
+    hdr_vec_t h = {.api = api};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_header, &h);
+    if (authorized(api, conn)) {
+        size_t j = 0;
+        for (size_t i = 0; i < h.n; i++)
+            if (strcasecmp(h.v[i].name, MHD_HTTP_HEADER_AUTHORIZATION) != 0)
+                h.v[j++] = h.v[i];
+        h.n = j;
+    }
+    up->in_handler = true;
+    pd_websvc_call_t *call =
+        pd_websvc_proxy(api->pd, up->svc_instance, method, up->svc_target, h.v, h.n,
+                        up->data ? up->data : "", up->len, on_proxy_reply, up);
+    up->in_handler = false;
+    free(h.v);
+    if (!call) /* answered already */
+        return queue_proxied(up);
+    up->call = call;
+    up->suspended = true;
+    MHD_suspend_connection(conn); /* on_proxy_reply resumes it */
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -479,22 +647,30 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     (void)version;
     pd_httpapi_t *api = cls;
-    if (*con_cls == NULL) {
+    if (*con_cls == NULL) { /* on_uri ran out of memory */
         upload_t *up = calloc(1, sizeof *up);
         if (!up)
             return MHD_NO;
         up->api = api;
         up->conn = conn;
+        up->max = BODY_MAX;
         *con_cls = up;
-        return MHD_YES;
     }
     upload_t *up = *con_cls;
+    if (!up->started) {
+        up->started = true;
+        up->conn = conn;
+        snprintf(up->method, sizeof up->method, "%s", method);
+        return MHD_YES;
+    }
+    if (up->mresp)
+        return queue_proxied(up);
     if (up->have_reply) {
         up->have_reply = false;
         return send_reply(conn, up->reply, NULL);
     }
     if (*upload_data_size) {
-        if (!up->too_big && up->len + *upload_data_size <= BODY_MAX) {
+        if (!up->too_big && up->len + *upload_data_size <= up->max) {
             char *d = realloc(up->data, up->len + *upload_data_size + 1);
             if (!d)
                 return MHD_NO;
@@ -509,6 +685,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
 
+    if (up->svc)
+        up->route = "/plugins/{uuid}/svc";
+    if (up->svc)
+        return proxy(api, up, conn, method);
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 && !authorized(api, conn)) {
         plat_log_warn("http", "unauthorized request refused method=%s path=%s", method, url);
         pd_http_reply_t r = pd_http_error(401, "unauthorized",
@@ -532,6 +712,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             }
             continue;
         }
+        up->route = g_routes[i].path;
         if (up->too_big)
             return send_reply(conn, pd_http_error(413, "too_large", "request body over 64 KiB"),
                               NULL);
@@ -637,6 +818,7 @@ pd_httpapi_t *pd_httpapi_new(pd_t *pd, const char *address, uint16_t port,
     api->mhd = MHD_start_daemon(flags, port, NULL, NULL, on_request, api,
                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                                MHD_OPTION_URI_LOG_CALLBACK, on_uri, api,
                                 MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_CONNECTION_TIMEOUT,
                                 (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
                                 MHD_OPTION_END);

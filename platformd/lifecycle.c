@@ -9,6 +9,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 
+#include "ability.h"
 #include "package.h"
 #include "platformd.h"
 
@@ -78,6 +79,8 @@ struct pd_lifecycle {
     char (*to_reconcile)[PLAT_UUID_LEN + 1]; /* desired running when platformd started */
     size_t n_reconcile;
     int open_handles; /* the two timers: lc is freed when both are closed */
+    struct trig *triggers; /* task triggers waiting for a host or in flight */
+    uint64_t kick_gen;     /* triggers_kick walks */
 };
 
 static const Plat__PluginAction g_wire_action[PD_ACTION_COUNT] = {
@@ -142,6 +145,8 @@ static const char *state_after(pd_action_t action, const char *before)
     }
 }
 
+static void triggers_kick(pd_lifecycle_t *lc, const char *uuid);
+
 /* ---- ops ------------------------------------------------------------------ */
 
 static op_t *op_of(pd_lifecycle_t *lc, const char *uuid)
@@ -188,7 +193,10 @@ static void op_done(op_t *op, int status, const char *why)
                                status == 0 ? NULL : why);
     if (op->cb)
         op->cb(status, why, removed ? NULL : &op->inst, op->arg);
+    char uuid[PLAT_UUID_LEN + 1];
+    snprintf(uuid, sizeof uuid, "%s", op->inst.uuid);
     op_free(op);
+    triggers_kick(lc, uuid); /* task runs that waited for this action */
 }
 
 /* Write the working copy; a failure to persist fails the action. */
@@ -549,7 +557,10 @@ static void step_result(op_t *op, int status, const char *why)
         if (c)
             c->running_since_ms = a == PD_ACTION_START ? plat_mono_ms() : 0;
         if (a == PD_ACTION_UNINSTALL) {
+            /* Its tasks and service rows go with it (ON DELETE CASCADE). */
             pd_store_delete_instance(lc->store, op->inst.uuid);
+            pd_ability_forget_instance(lc->pd, op->inst.uuid);
+            pd_resources_forget_instance(lc->pd, op->inst.uuid); /* its DB and files */
         } else if (persist(op) < 0) {
             op_done(op, -EIO, "cannot persist the instance state");
             return;
@@ -853,6 +864,8 @@ void pd_lifecycle_host_gone(pd_lifecycle_t *lc, const char *host_id, const char 
         }
         pd_store_instance_clear(&inst);
     }
+    for (size_t i = 0; i < detached.n; i++)
+        triggers_kick(lc, detached.ids[i]);
     pd_idlist_clear(&detached);
 }
 
@@ -930,13 +943,17 @@ void pd_lifecycle_reconcile(pd_lifecycle_t *lc)
     free(lc->to_reconcile);
     lc->to_reconcile = NULL;
     lc->n_reconcile = 0;
+    triggers_kick(lc, NULL); /* task runs that waited for the reconciliation */
 }
 
 /* ---- idle powerSave hosts ------------------------------------------------------------- */
 
+static void triggers_expire(pd_lifecycle_t *lc);
+
 static void on_idle_timer(uv_timer_t *t)
 {
     pd_lifecycle_t *lc = t->data;
+    triggers_expire(lc);
     pd_idlist_t idle = PD_IDLIST_INIT;
     if (pd_hostmap_idle(lc->map, plat_mono_ms(), (uint64_t)lc->pd->cfg->plugins.idle_ms, &idle) <
         0)
@@ -1020,6 +1037,8 @@ pd_lifecycle_t *pd_lifecycle_new(pd_t *pd, char *why, size_t why_size)
     return lc;
 }
 
+static void triggers_cancel(pd_lifecycle_t *lc, pd_trigger_cb cb, bool all);
+
 static void free_lifecycle(uv_handle_t *h)
 {
     pd_lifecycle_t *lc = h->data;
@@ -1044,6 +1063,7 @@ void pd_lifecycle_destroy(pd_lifecycle_t **lcp)
         else
             op_free(op);
     }
+    triggers_cancel(lc, NULL, true);
     crashes_close(lc);
     free(lc->to_reconcile);
     lc->to_reconcile = NULL;
@@ -1323,5 +1343,282 @@ size_t pd_lifecycle_adopt_host(pd_lifecycle_t *lc, const char *host_id, const ch
         }
         pd_store_instance_clear(&inst);
     }
+    for (size_t i = 0; adopted && i < n; i++)
+        if (plat_uuid_valid(instances[i]))
+            triggers_kick(lc, instances[i]);
     return adopted;
+}
+
+/* ---- task triggers -------------------------------------------------------------------- */
+
+/* One AbilityTrigger on its way to an instance: waiting (for a host, an
+ * action in flight, the reconciliation) or in flight on the bus. */
+typedef struct trig {
+    struct trig *next;
+    pd_lifecycle_t *lc; /* NULL once the lifecycle is gone */
+    char uuid[PLAT_UUID_LEN + 1];
+    char name[PD_STORE_TASK_NAME_MAX + 1];
+    int64_t scheduled_ms;
+    bool missed;
+    uint64_t deadline_ms; /* monotonic: give up waiting then */
+    bool in_flight;       /* the bus request refers to us */
+    bool busy;            /* trig_try is on the stack */
+    uint64_t seen_gen;    /* last triggers_kick walk that saw it */
+    pd_trigger_cb cb;     /* NULL once cancelled */
+    void *arg;
+} trig_t;
+
+static void trig_unlink(trig_t *t)
+{
+    if (!t->lc)
+        return;
+    for (trig_t **pp = &t->lc->triggers; *pp; pp = &(*pp)->next)
+        if (*pp == t) {
+            *pp = t->next;
+            return;
+        }
+}
+
+/* Report and free (not while in flight: the bus callback owns it then). */
+static void trig_end(trig_t *t, int status, const char *why)
+{
+    trig_unlink(t);
+    pd_trigger_cb cb = t->cb;
+    t->cb = NULL;
+    if (cb)
+        cb(status, why, t->arg);
+    free(t);
+}
+
+static void on_trig_reply(int status, const Plat__PlatformMessage *reply, void *arg)
+{
+    trig_t *t = arg;
+    t->in_flight = false;
+    if (!t->lc || !t->cb) { /* lifecycle gone, or cancelled */
+        trig_unlink(t);
+        free(t);
+        return;
+    }
+    if (status != 0) {
+        trig_end(t, status,
+                 status == -ETIMEDOUT ? "the plugin did not answer the task in time"
+                 : status == -ECHILD  ? "the host died handling the task"
+                                      : "platform stopping");
+        return;
+    }
+    char why[300] = "";
+    int code = pd_ability_reply_error(reply, why, sizeof why);
+    trig_end(t, code, code ? why : NULL);
+}
+
+static void trig_send(trig_t *t, const char *host)
+{
+    pd_lifecycle_t *lc = t->lc;
+    Plat__PlatformMessage *m = pd_ability_msg_trigger(t->uuid, t->name, t->scheduled_ms, t->missed);
+    int64_t rc =
+        m ? plat_bus_request(lc->pd->bus, host, m, (uint32_t)lc->pd->cfg->plugins.action_timeout_ms,
+                             on_trig_reply, t)
+          : -ENOMEM;
+    plat_envelope_free(&m);
+    if (rc < 0) {
+        char why[160];
+        snprintf(why, sizeof why, "host %s not reachable: %s", host, strerror((int)-rc));
+        trig_end(t, (int)rc, why);
+        return;
+    }
+    t->in_flight = true;
+}
+
+static bool awaits_reconcile(const pd_lifecycle_t *lc, const char *uuid)
+{
+    for (size_t i = 0; lc->to_reconcile && i < lc->n_reconcile; i++)
+        if (strcmp(lc->to_reconcile[i], uuid) == 0)
+            return true;
+    return false;
+}
+
+static void on_trigger_start(int status, const char *why, const pd_store_instance_t *inst,
+                             void *arg)
+{
+    (void)arg;
+    if (status != 0)
+        plat_log_warn("lifecycle", "could not start a host for a due task: %s instance=%s", why,
+                      inst ? inst->uuid : "-");
+    /* op_done kicks the waiting triggers next. */
+}
+
+/* Move a waiting trigger on: send it, keep it waiting, start a host for
+ * its instance, or end it. */
+static void trig_try(trig_t *t, bool may_start)
+{
+    pd_lifecycle_t *lc = t->lc;
+    if (t->in_flight || t->busy || !lc)
+        return;
+    pd_store_instance_t inst = {0};
+    if (pd_store_get_instance(lc->store, t->uuid, &inst) < 0) {
+        trig_end(t, -ENOENT, "the instance no longer exists");
+        return;
+    }
+    bool running = strcmp(inst.actual_state, PD_STATE_RUNNING) == 0;
+    bool wanted = strcmp(inst.desired_state, PD_STATE_RUNNING) == 0;
+    pd_store_instance_clear(&inst);
+    if (op_of(lc, t->uuid)) {
+        if (!running && !wanted)
+            trig_end(t, -EPERM, "the instance is not running");
+        return; /* after the action (op_done kicks us) */
+    }
+    if (!running) {
+        trig_end(t, -EPERM, "the instance is not running");
+        return;
+    }
+    char host[PD_HOSTMAP_ID_MAX + 1];
+    if (pd_hostmap_host_of(lc->map, t->uuid, host) == 0) {
+        if (!pending_of(lc, host))
+            trig_send(t, host);
+        return;
+    }
+    if (awaits_reconcile(lc, t->uuid))
+        return; /* adopted with its host, or restarted, soon */
+    if (!may_start) {
+        trig_end(t, -EHOSTDOWN, "the instance has no host");
+        return;
+    }
+    /* Running without a host: start one through the mode's start action. */
+    plat_log_notice("lifecycle", "starting a host for a due task instance=%s task=%s", t->uuid,
+                    t->name);
+    pd_store_update_instance_state(lc->store, t->uuid, PD_STATE_STOPPED, NULL, NULL);
+    char why[256];
+    t->busy = true;
+    int rc = pd_lifecycle_act(lc, t->uuid, PD_ACTION_START, NULL, on_trigger_start, NULL, why,
+                              sizeof why);
+    t->busy = false;
+    if (rc < 0) {
+        pd_store_update_instance_state(lc->store, t->uuid, PD_STATE_RUNNING, NULL, NULL);
+        trig_end(t, rc, why);
+        return;
+    }
+    if (!op_of(lc, t->uuid))
+        trig_try(t, false); /* the start ended before act returned */
+}
+
+/* Re-examine the waiting triggers of `uuid` (NULL: all). trig_try may end
+ * (free) triggers and, through actions that end at once, kick again: the
+ * walk restarts after each trigger, skipping those this walk has seen. */
+static void triggers_kick(pd_lifecycle_t *lc, const char *uuid)
+{
+    uint64_t gen = ++lc->kick_gen;
+    for (;;) {
+        trig_t *pick = NULL;
+        for (trig_t *t = lc->triggers; t && !pick; t = t->next)
+            if (t->seen_gen != gen && !t->in_flight && !t->busy &&
+                (!uuid || strcmp(t->uuid, uuid) == 0))
+                pick = t;
+        if (!pick)
+            return;
+        pick->seen_gen = gen;
+        trig_try(pick, true);
+    }
+}
+
+/* Waiting triggers past their deadline end with -ETIMEDOUT. */
+static void triggers_expire(pd_lifecycle_t *lc)
+{
+    uint64_t now = plat_mono_ms();
+    for (;;) {
+        trig_t *late = NULL;
+        for (trig_t *t = lc->triggers; t && !late; t = t->next)
+            if (!t->in_flight && !t->busy && t->cb && now >= t->deadline_ms)
+                late = t;
+        if (!late)
+            return;
+        plat_log_warn("lifecycle",
+                      "task trigger gave up: the instance got no host in time "
+                      "instance=%s task=%s",
+                      late->uuid, late->name);
+        trig_end(late, -ETIMEDOUT, "the instance got no host in time");
+    }
+}
+
+/* cb NULL with all: every trigger (the lifecycle goes away). */
+static void triggers_cancel(pd_lifecycle_t *lc, pd_trigger_cb cb, bool all)
+{
+    for (;;) {
+        trig_t *pick = NULL;
+        for (trig_t *t = lc->triggers; t && !pick; t = t->next)
+            if (t->cb && (all || t->cb == cb))
+                pick = t;
+        if (!pick)
+            break;
+        pd_trigger_cb f = pick->cb;
+        pick->cb = NULL;
+        f(-ECANCELED, "platform stopping", pick->arg);
+        if (!pick->in_flight) {
+            trig_unlink(pick);
+            free(pick);
+        }
+    }
+    if (all) /* in-flight ones are freed by their bus callback */
+        while (lc->triggers) {
+            trig_t *t = lc->triggers;
+            lc->triggers = t->next;
+            t->lc = NULL;
+        }
+}
+
+void pd_lifecycle_cancel_triggers(pd_lifecycle_t *lc, pd_trigger_cb cb)
+{
+    if (lc && cb)
+        triggers_cancel(lc, cb, false);
+}
+
+int pd_lifecycle_trigger(pd_lifecycle_t *lc, const char *uuid, const char *name,
+                         int64_t scheduled_ms, bool missed, pd_trigger_cb cb, void *arg, char *why,
+                         size_t why_size)
+{
+    if (!lc || !uuid || !name || !cb || !plat_uuid_valid(uuid) ||
+        strlen(name) > PD_STORE_TASK_NAME_MAX) {
+        snprintf(why, why_size, "bad trigger");
+        return -EINVAL;
+    }
+    pd_store_instance_t inst = {0};
+    if (pd_store_get_instance(lc->store, uuid, &inst) < 0) {
+        snprintf(why, why_size, "no such instance");
+        return -ENOENT;
+    }
+    bool running = strcmp(inst.actual_state, PD_STATE_RUNNING) == 0;
+    bool starting = op_of(lc, uuid) && strcmp(inst.desired_state, PD_STATE_RUNNING) == 0;
+    if (!running && !starting) {
+        snprintf(why, why_size, "the instance is %s, not running", inst.actual_state);
+        pd_store_instance_clear(&inst);
+        return -EPERM;
+    }
+    pd_store_instance_clear(&inst);
+    trig_t *t = calloc(1, sizeof *t);
+    if (!t) {
+        snprintf(why, why_size, "out of memory");
+        return -ENOMEM;
+    }
+    const pd_config_t *cfg = lc->pd->cfg;
+    t->lc = lc;
+    snprintf(t->uuid, sizeof t->uuid, "%s", uuid);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->scheduled_ms = scheduled_ms;
+    t->missed = missed;
+    t->deadline_ms = plat_mono_ms() + (uint64_t)cfg->hosts.start_timeout_ms +
+                     (uint64_t)cfg->hosts.ready_timeout_ms +
+                     (uint64_t)cfg->plugins.action_timeout_ms +
+                     (uint64_t)cfg->heartbeat.interval_ms * (uint64_t)(cfg->heartbeat.miss + 2);
+    t->cb = cb;
+    t->arg = arg;
+    t->next = lc->triggers;
+    lc->triggers = t;
+    trig_try(t, true);
+    return 0;
+}
+
+bool pd_lifecycle_instance_on_host(pd_lifecycle_t *lc, const char *uuid, const char *host_id)
+{
+    char host[PD_HOSTMAP_ID_MAX + 1];
+    return lc && uuid && host_id && pd_hostmap_host_of(lc->map, uuid, host) == 0 &&
+           strcmp(host, host_id) == 0;
 }

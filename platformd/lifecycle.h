@@ -70,6 +70,39 @@ int pd_lifecycle_invoke(pd_lifecycle_t *lc, const char *uuid, const char *method
                         const char *path, const char *content_type, const uint8_t *body,
                         size_t len, pd_invoke_cb cb, void *arg, char *why, size_t why_size);
 
+/* ---- task triggers (Ability channel; docs/tasks.md) -------------------- */
+
+/* End of a trigger: 0 = the plugin handled it; else -ETIMEDOUT (no answer
+ * within plugins.action_timeout_ms, or no host in time), -ECHILD (its host
+ * died), -EPERM (the instance stopped meanwhile), -ECANCELED (platform
+ * stopping or pd_lifecycle_cancel_triggers), or the plugin's own code.
+ * `why` is borrowed for the call. */
+typedef void (*pd_trigger_cb)(int status, const char *why, void *arg);
+
+/* Deliver AbilityTrigger{TASK, name, scheduled_ms, missed} to instance
+ * `uuid` as a request to its host. Only a running instance gets it: -EPERM
+ * at once otherwise (-ENOENT unknown instance), cb not called. A running
+ * instance without a host (its host was reaped, or platformd restarted and
+ * has not brought it back yet) waits: for the reconciliation after a
+ * restart, for an action in flight on it, else a host is started for it
+ * through the usual start action of its mode. A trigger waits at most
+ * start_timeout + ready_timeout + action_timeout + a heartbeat window
+ * (hosts.*, plugins.*, heartbeat.*). Returns 0 when under way: cb runs
+ * exactly once, later or already before this returns (e.g. the host is
+ * not reachable on the bus). */
+int pd_lifecycle_trigger(pd_lifecycle_t *lc, const char *uuid, const char *name,
+                         int64_t scheduled_ms, bool missed, pd_trigger_cb cb, void *arg,
+                         char *why, size_t why_size);
+
+/* Run the callback of every trigger whose callback is `cb` now with
+ * -ECANCELED, and forget it (for a module that stops before the
+ * lifecycle). */
+void pd_lifecycle_cancel_triggers(pd_lifecycle_t *lc, pd_trigger_cb cb);
+
+/* True when instance `uuid` is attached to host `host_id` (its actions
+ * run there): the check that a host speaks for an instance. */
+bool pd_lifecycle_instance_on_host(pd_lifecycle_t *lc, const char *uuid, const char *host_id);
+
 /* A host ended (exited or failed): its instances lose it; running ones go
  * to failed with `why`. */
 void pd_lifecycle_host_gone(pd_lifecycle_t *lc, const char *host_id, const char *why);

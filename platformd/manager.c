@@ -7,6 +7,7 @@
 
 #include "lifecycle.h"
 #include "platformd.h"
+#include "zap.h"
 
 static void on_handle_closed(uv_handle_t *h)
 {
@@ -49,6 +50,11 @@ typedef struct {
 
 static const pd_module_t g_modules[] = {
     /* one line per module, above this comment: {"name", start, stop}, */
+    {"diag", pd_diag_start, pd_diag_stop}, /* first: tracing, API counters, log ring */
+    {"zap", pd_zap_monitor_start, pd_zap_monitor_stop}, /* bus handshake failures counted */
+    {"curl", pd_curl_start, pd_curl_stop}, /* libcurl on the loop + plugin web services */
+    {"ability", pd_ability_start, pd_ability_stop}, /* scheduled tasks, Ability channel */
+    {"resources", pd_resources_start, pd_resources_stop}, /* Resource channel: DB, File */
     {NULL, NULL, NULL},
 };
 
@@ -93,13 +99,24 @@ int pd_start(pd_t *pd, uv_loop_t *loop, const pd_config_t *cfg)
     if (!pd->reg)
         return -ENOMEM;
 
+    /* The ZAP handler before the ROUTER: CURVE without one admits anyone. */
+    rc = pd_zap_start(pd);
+    if (rc < 0) {
+        pd_registry_destroy(&pd->reg);
+        return rc;
+    }
     plat_bus_opts_t bo = {
         .role = PLAT_ENDPOINT_ROUTER,
         .identity = PLAT_PLATFORM_ID,
         .address = cfg->bus.endpoint,
         .endpoint = {.max_msg_size = (size_t)cfg->bus.max_msg_size,
                      .sndhwm = (int)cfg->bus.sndhwm,
-                     .rcvhwm = (int)cfg->bus.rcvhwm},
+                     .rcvhwm = (int)cfg->bus.rcvhwm,
+                     .curve_secret = pd_zap_secret(pd)},
+        .rate_per_sec = (uint32_t)cfg->bus.rate_per_sec,
+        .rate_burst = (uint32_t)cfg->bus.rate_burst,
+        .max_pending = (uint32_t)cfg->bus.max_pending_per_peer,
+        .platform_only = !cfg->bus.allow_peer_to_peer,
         .boot_id = pd->boot_id,
         .on_message = pd_router_on_message,
         .on_drop = pd_router_on_drop,
@@ -110,6 +127,7 @@ int pd_start(pd_t *pd, uv_loop_t *loop, const pd_config_t *cfg)
         rc = -errno;
         plat_log_err("manager", "cannot bind the bus: %s endpoint=%s", strerror(errno),
                      cfg->bus.endpoint);
+        pd_zap_stop(pd);
         pd_registry_destroy(&pd->reg);
         return rc;
     }
@@ -119,6 +137,7 @@ int pd_start(pd_t *pd, uv_loop_t *loop, const pd_config_t *cfg)
     if (!pd->lifecycle) {
         plat_log_err("manager", "cannot open the platform state: %s dir=%s", why, cfg->state.dir);
         plat_bus_destroy(&pd->bus);
+        pd_zap_stop(pd);
         pd_registry_destroy(&pd->reg);
         return -EIO;
     }
@@ -134,6 +153,7 @@ int pd_start(pd_t *pd, uv_loop_t *loop, const pd_config_t *cfg)
                      strerror(errno), cfg->http.address, (long long)cfg->http.port);
         pd_lifecycle_destroy(&pd->lifecycle);
         plat_bus_destroy(&pd->bus);
+        pd_zap_stop(pd);
         pd_registry_destroy(&pd->reg);
         return rc;
     }
@@ -191,7 +211,9 @@ void pd_stop(pd_t *pd)
     /* Actions first (their requests are answered 503), then the bus (its
      * pending callbacks run), and the HTTP API last. */
     pd_lifecycle_destroy(&pd->lifecycle);
+    pd_zap_monitor_stop(pd);
     plat_bus_destroy(&pd->bus);
+    pd_zap_stop(pd);
     pd_hosts_shutdown(pd);
     pd_httpapi_close(&pd->http);
     close_handle(pd, (uv_handle_t *)&pd->prune_timer);

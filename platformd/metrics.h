@@ -21,6 +21,9 @@ typedef struct {
     uint64_t task_runs;          /* triggers delivered and answered OK */
     uint64_t task_failures;      /* triggers that failed (host down, hook error) */
     uint64_t task_missed;        /* missed runs fired late after a restart */
+    uint64_t task_skipped;       /* runs not delivered: previous run in flight, or the
+                                    instance not running */
+    uint64_t ability_denied;     /* Ability requests refused: instance not on the sender */
     uint64_t service_proxied;    /* /plugins/{uuid}/svc requests answered by a plugin */
     uint64_t service_unavailable;/* answered 503 (unhealthy / not registered) */
     uint64_t service_health_failures; /* failed health checks */
@@ -28,6 +31,10 @@ typedef struct {
     uint64_t heartbeats_missed;  /* endpoints found silent past the miss limit */
     uint64_t instance_restarts;  /* crash-policy restarts */
     uint64_t trace_lines;        /* messages logged by the tracing switch */
+    /* Bus security (zap.c). */
+    uint64_t bus_auth_admitted;    /* ZAP: connections admitted */
+    uint64_t bus_auth_refused;     /* ZAP: unknown keys refused */
+    uint64_t bus_handshake_failed; /* handshakes failed (no CURVE, wrong server key) */
 } pd_metrics_t;
 
 #endif

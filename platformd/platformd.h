@@ -46,6 +46,15 @@ typedef struct pd {
     bool reconciled;              /* instances brought back after start */
     bool modules_started;         /* manager.c g_modules ran */
     pd_metrics_t metrics;         /* counters (metrics.h) */
+    struct pd_curlm *curlm;       /* curlmulti.c: libcurl on the loop (module "curl") */
+    size_t res_http_active;       /* res_http.c: outbound plugin requests in flight */
+    struct pd_websvc *websvc;     /* websvc.c: plugin web services (module "websvc") */
+    struct pd_trace *trace;       /* trace.c: tracing switch (module "diag") */
+    struct pd_api_stats *api_stats; /* metrics.c: API requests by route (module "diag") */
+    struct pd_tasks *tasks;       /* tasks.c: scheduled tasks (module "ability") */
+    struct pd_ability *ability;   /* ability.c: Ability channel (module "ability") */
+    struct pd_zap *zap;           /* zap.c: CURVE ZAP handler; NULL when bus.curve is off */
+    struct pd_resources *resources; /* resource.c: DB/File/HTTP channel (module "resources") */
     /* Module state, one pointer per module (owned by the module; NULL
      * when not started). Add yours above this comment. */
 } pd_t;
@@ -107,5 +116,51 @@ pd_httpapi_t *pd_httpapi_new(pd_t *pd, const char *address, uint16_t port,
                              const char *token_file);
 /* Stops serving at once; memory goes when the loop has run. NULL-safe. */
 void pd_httpapi_close(pd_httpapi_t **api);
+
+/* curlmulti.c: module "curl" — libcurl's multi on the loop (pd->curlm, used
+ * by res_http.c), then the plugin web services (websvc.c, pd->websvc). */
+int pd_curl_start(pd_t *pd);
+void pd_curl_stop(pd_t *pd);
+
+/* metrics.c, api_diag.c, trace.c (module "diag": tracing switch, API
+ * request counters, log ring). */
+int pd_diag_start(pd_t *pd);
+void pd_diag_stop(pd_t *pd);
+/* Count one answered API request: `route` the matched pattern
+ * ("/api/v1/hosts/{id}") or NULL (no route: 404/405, or refused before
+ * routing), `status` the HTTP status sent. */
+void pd_metrics_api(pd_t *pd, const char *route, const char *method, unsigned status);
+typedef struct pd_api_stats pd_api_stats_t;
+pd_api_stats_t *pd_api_stats_new(void);
+void pd_api_stats_destroy(pd_api_stats_t **s);
+/* [{"route","method","status","count"}] sorted by labels (new reference). */
+struct json_t *pd_api_stats_json(pd_t *pd);
+/* The /metrics page (malloc'd, *len bytes, NUL-terminated); NULL on ENOMEM. */
+char *pd_metrics_render(pd_t *pd, size_t *len);
+/* Instances by actual state: counts[i] for (*names)[i]; 0 or -errno. */
+#define PD_METRICS_INST_STATES 7
+int pd_metrics_instance_counts(pd_t *pd, uint64_t counts[PD_METRICS_INST_STATES],
+                               const char *const **names);
+/* "spoofed", "late_reply", ... for a plat_bus_drop_t. */
+const char *pd_metrics_drop_key(int reason);
+
+/* ability.c: the Ability channel (task and service registrations, task
+ * triggers) — module "ability", started after "websvc". */
+void pd_ability_handle(pd_t *pd, const plat_bus_rx_t *rx, pd_endpoint_t *ep);
+int pd_ability_start(pd_t *pd);
+void pd_ability_stop(pd_t *pd);
+/* An instance was uninstalled: drop its tasks and its web service. */
+void pd_ability_forget_instance(pd_t *pd, const char *uuid);
+
+/* resource.c: the Resource channel (DB, File here; HTTP through res_http.c)
+ * — module "resources". See resource.h. */
+typedef struct pd_resources pd_resources_t;
+void pd_resource_handle(pd_t *pd, const plat_bus_rx_t *rx, pd_endpoint_t *ep);
+int pd_resources_start(pd_t *pd);
+void pd_resources_stop(pd_t *pd);
+/* An instance was uninstalled: close its database and delete
+ * <state.dir>/instances/<uuid>/ (db.sqlite, files/), after the operation
+ * in flight for it, if any; requests waiting for it are answered -ENOENT. */
+void pd_resources_forget_instance(pd_t *pd, const char *uuid);
 
 #endif

@@ -66,6 +66,14 @@ typedef struct {
     int32_t term_signal;
     int error_code;       /* FAILED: negative errno */
     char error[256];      /* FAILED: why */
+    /* Diagnostics (router.c records them; GET /api/v1/diag shows them). */
+    uint64_t messages_rx;          /* messages received from it */
+    uint64_t last_report_ms;       /* hostboot: its last HostBoot report */
+    char last_report_kind[16];     /* hostboot: "register", "host_exited" */
+    uint64_t last_heartbeat_ms;    /* hostboot: its last HostBoot heartbeat, 0 = none yet */
+    uint32_t heartbeat_hosts;      /* hostboot: host_count of that heartbeat */
+    uint64_t heartbeat_uptime_ms;  /* hostboot: uptime_ms of that heartbeat */
+    char log_dir[512];             /* hostboot: absolute dir of its hosts' logs ("" unknown) */
 } pd_endpoint_t;
 
 /* True for endpoints that may talk on the bus: hostboots, and hosts that

@@ -3,12 +3,15 @@
 #include <string.h>
 
 #include "platformd.h"
+#include "trace.h"
 
 /* Local handlers, indexed by PlatformMessage channel case. Channels with
  * no handler answer requests with -EOPNOTSUPP. */
 static const pd_channel_fn g_handlers[] = {
     [PLAT__PLATFORM_MESSAGE__CHANNEL_CONTROL] = pd_control_handle,
     [PLAT__PLATFORM_MESSAGE__CHANNEL_HOST_BOOT] = pd_hostboot_handle,
+    [PLAT__PLATFORM_MESSAGE__CHANNEL_ABILITY] = pd_ability_handle,
+    [PLAT__PLATFORM_MESSAGE__CHANNEL_RESOURCE] = pd_resource_handle,
 };
 
 static bool is_request(const Plat__PlatformMessage *m)
@@ -19,7 +22,15 @@ static bool is_request(const Plat__PlatformMessage *m)
 static void reply_error(pd_t *pd, const Plat__PlatformMessage *m, int code, const char *message,
                         const char *detail)
 {
-    int rc = plat_bus_reply_error(pd->bus, m, code, message, detail);
+    /* Built here rather than with plat_bus_reply_error so that the tracing
+     * switch sees the reply. */
+    Plat__PlatformMessage *r = plat_msg_new_empty();
+    int rc = r ? plat_msg_set_error(r, code, message, detail) : -ENOMEM;
+    if (rc == 0)
+        rc = plat_bus_reply(pd->bus, m, r);
+    if (rc == 0)
+        pd_trace_tx(pd, r, plat__platform_message__get_packed_size(r));
+    plat_envelope_free(&r);
     if (rc < 0)
         plat_log_warn("router", "error reply not sent: %s to=%s seq=%llu", strerror(-rc),
                       m->header->source->id, (unsigned long long)m->header->seq_no);
@@ -42,7 +53,8 @@ static void to_platform(pd_t *pd, const plat_bus_rx_t *rx, pd_endpoint_t *ep)
                       plat_channel_name(m->channel_case));
         return;
     }
-    plat_log_warn("router", "no handler for channel %s on the platform from=%s seq=%llu",
+    plat_log_warn("router", "no handler for this channel on the platform channel=%s from=%s "
+                            "seq=%llu",
                   plat_channel_name(m->channel_case), ep->id,
                   (unsigned long long)m->header->seq_no);
     if (is_request(m))
@@ -73,14 +85,45 @@ static void forward(pd_t *pd, const plat_bus_rx_t *rx)
                     dst);
 }
 
+/* What diag shows of an endpoint: messages received, and a hostboot's
+ * last report and heartbeat. After the handler ran (a registration creates
+ * the entry). */
+static void record(pd_t *pd, const plat_bus_rx_t *rx)
+{
+    pd_endpoint_t *ep = pd_registry_find(pd->reg, rx->peer);
+    if (!ep)
+        return;
+    ep->messages_rx++;
+    const Plat__PlatformMessage *m = rx->msg;
+    if (ep->kind != PD_EP_HOSTBOOT || m->channel_case != PLAT__PLATFORM_MESSAGE__CHANNEL_HOST_BOOT ||
+        strcmp(m->header->destination->id, PLAT_PLATFORM_ID) != 0)
+        return;
+    const Plat__HostBootMessage *hb = m->host_boot;
+    uint64_t now = plat_mono_ms();
+    if (hb->body_case == PLAT__HOST_BOOT_MESSAGE__BODY_HEARTBEAT) {
+        ep->last_heartbeat_ms = now;
+        ep->heartbeat_hosts = hb->heartbeat->host_count;
+        ep->heartbeat_uptime_ms = hb->heartbeat->uptime_ms;
+    } else if (hb->body_case == PLAT__HOST_BOOT_MESSAGE__BODY_REPORT) {
+        const Plat__ReportMessage *r = hb->report;
+        ep->last_report_ms = now;
+        snprintf(ep->last_report_kind, sizeof ep->last_report_kind, "%s",
+                 r->kind == PLAT__REPORT_MESSAGE__KIND__REGISTER ? "register" : "host_exited");
+        if (r->kind == PLAT__REPORT_MESSAGE__KIND__REGISTER)
+            snprintf(ep->log_dir, sizeof ep->log_dir, "%s", r->log_dir ? r->log_dir : "");
+    }
+}
+
 void pd_router_on_message(plat_bus_t *bus, const plat_bus_rx_t *rx, void *arg)
 {
     (void)bus;
     pd_t *pd = arg;
     const Plat__PlatformMessage *m = rx->msg;
     bool for_platform = strcmp(m->header->destination->id, PLAT_PLATFORM_ID) == 0;
+    pd_trace_rx(pd, m, rx->raw_len);
     if (for_platform && pd_is_registration(m)) {
         to_platform(pd, rx, NULL);
+        record(pd, rx);
         return;
     }
     bool came_back = false;
@@ -102,6 +145,7 @@ void pd_router_on_message(plat_bus_t *bus, const plat_bus_rx_t *rx, void *arg)
         to_platform(pd, rx, ep);
     else
         forward(pd, rx);
+    record(pd, rx);
 }
 
 void pd_router_on_drop(plat_bus_t *bus, plat_bus_drop_t reason, const char *peer,

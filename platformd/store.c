@@ -71,6 +71,24 @@ static const char *const migrations[] = {
     "  key TEXT PRIMARY KEY NOT NULL,"
     "  value TEXT NOT NULL"
     ");",
+    /* v2: scheduled tasks and web-service registrations (docs/tasks.md).
+     * They go with their instance (ON DELETE CASCADE). */
+    "CREATE TABLE tasks ("
+    "  instance TEXT NOT NULL REFERENCES instances (uuid) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL CHECK (name <> ''),"
+    "  cron TEXT NOT NULL CHECK (cron <> ''),"
+    "  next_due INTEGER NOT NULL,"
+    "  last_run INTEGER NOT NULL DEFAULT 0,"
+    "  last_result TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (instance, name)"
+    ");"
+    "CREATE TABLE services ("
+    "  instance TEXT PRIMARY KEY NOT NULL REFERENCES instances (uuid) ON DELETE CASCADE,"
+    "  port INTEGER NOT NULL CHECK (port BETWEEN 1 AND 65535),"
+    "  health_path TEXT NOT NULL CHECK (health_path <> ''),"
+    "  registered_at INTEGER NOT NULL"
+    ");",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -81,6 +99,8 @@ static const char *const migrations[] = {
     "uuid, plugin, version, org, config_json, actual_state, desired_state, host_mode, "            \
     "last_error, crash_count, created_at, updated_at, previous_version"
 #define ACT_COLS "id, uuid, action, result, error, at"
+#define TASK_COLS "instance, name, cron, next_due, last_run, last_result, created_at"
+#define SVC_COLS "instance, port, health_path, registered_at"
 
 /* Every statement the store runs after open; prepared on first use, kept. */
 enum {
@@ -104,6 +124,15 @@ enum {
     ST_KV_SET,
     ST_KV_GET,
     ST_KV_DELETE,
+    ST_PUT_TASK,
+    ST_UPDATE_TASK_RUN,
+    ST_DELETE_TASK,
+    ST_DELETE_TASKS_OF,
+    ST_LIST_TASKS,
+    ST_LIST_TASKS_OF,
+    ST_PUT_SERVICE,
+    ST_DELETE_SERVICE,
+    ST_LIST_SERVICES,
     ST_COUNT
 };
 
@@ -138,6 +167,22 @@ static const char *const stmt_sql[ST_COUNT] = {
                   " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
     [ST_KV_GET] = "SELECT value FROM kv WHERE key = ?1",
     [ST_KV_DELETE] = "DELETE FROM kv WHERE key = ?1",
+    /* Replacing a task keeps its created_at and last run. */
+    [ST_PUT_TASK] = "INSERT INTO tasks (" TASK_COLS ") VALUES (?1,?2,?3,?4,?5,?6,?7)"
+                    " ON CONFLICT (instance, name) DO UPDATE SET cron = excluded.cron,"
+                    " next_due = excluded.next_due",
+    [ST_UPDATE_TASK_RUN] = "UPDATE tasks SET next_due = ?3, last_run = ?4, last_result = ?5"
+                           " WHERE instance = ?1 AND name = ?2",
+    [ST_DELETE_TASK] = "DELETE FROM tasks WHERE instance = ?1 AND name = ?2",
+    [ST_DELETE_TASKS_OF] = "DELETE FROM tasks WHERE instance = ?1",
+    [ST_LIST_TASKS] = "SELECT " TASK_COLS " FROM tasks ORDER BY instance, name",
+    [ST_LIST_TASKS_OF] = "SELECT " TASK_COLS " FROM tasks WHERE instance = ?1 ORDER BY name",
+    [ST_PUT_SERVICE] = "INSERT INTO services (" SVC_COLS ") VALUES (?1,?2,?3,?4)"
+                       " ON CONFLICT (instance) DO UPDATE SET port = excluded.port,"
+                       " health_path = excluded.health_path,"
+                       " registered_at = excluded.registered_at",
+    [ST_DELETE_SERVICE] = "DELETE FROM services WHERE instance = ?1",
+    [ST_LIST_SERVICES] = "SELECT " SVC_COLS " FROM services ORDER BY instance",
 };
 
 struct pd_store {
@@ -1164,5 +1209,218 @@ int pd_store_kv_delete(pd_store_t *s, const char *key)
     if (r == 0 && sqlite3_changes(s->db) == 0)
         r = fail(s, -ENOENT, "no key %s", key);
     stmt_put(s, ST_KV_DELETE);
+    return r;
+}
+
+/* --- tasks and services ------------------------------------------------- */
+
+static bool task_fields_ok(const pd_store_task_t *t)
+{
+    return FIELD_OK(t->instance) && FIELD_OK(t->name) && FIELD_OK(t->cron) &&
+           FIELD_OK(t->last_result) && t->instance[0] && t->name[0] && t->cron[0];
+}
+
+/* A write naming an instance: the foreign key says "no such instance". */
+static int fail_owned(pd_store_t *s, int rc, const char *what, const char *instance)
+{
+    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+        return fail(s, -ENOENT, "%s: no instance %s", what, instance);
+    return fail(s, map_rc(s->db, rc), "%s (instance %s): %s", what, instance,
+                sqlite3_errmsg(s->db));
+}
+
+int pd_store_put_task(pd_store_t *s, const pd_store_task_t *t)
+{
+    if (!s || !t)
+        return -EINVAL;
+    begin_call(s);
+    if (!task_fields_ok(t))
+        return fail(s, -EINVAL, "put task: missing or unterminated instance, name or cron");
+    sqlite3_stmt *st = NULL;
+    int r = stmt_get(s, ST_PUT_TASK, &st);
+    if (r < 0)
+        return r;
+    bind_text(st, 1, t->instance);
+    bind_text(st, 2, t->name);
+    bind_text(st, 3, t->cron);
+    sqlite3_bind_int64(st, 4, t->next_due);
+    sqlite3_bind_int64(st, 5, t->last_run);
+    bind_opt(st, 6, t->last_result);
+    sqlite3_bind_int64(st, 7, t->created_at ? t->created_at : (int64_t)plat_now_ms());
+    int rc = sqlite3_step(st);
+    r = rc == SQLITE_DONE ? 0 : fail_owned(s, rc, "put task", t->instance);
+    stmt_put(s, ST_PUT_TASK);
+    return r;
+}
+
+int pd_store_update_task_run(pd_store_t *s, const char *instance, const char *name,
+                             int64_t next_due, int64_t last_run, const char *last_result)
+{
+    if (!s || !instance || !name)
+        return -EINVAL;
+    begin_call(s);
+    sqlite3_stmt *st = NULL;
+    int r = stmt_get(s, ST_UPDATE_TASK_RUN, &st);
+    if (r < 0)
+        return r;
+    bind_text(st, 1, instance);
+    bind_text(st, 2, name);
+    sqlite3_bind_int64(st, 3, next_due);
+    sqlite3_bind_int64(st, 4, last_run);
+    bind_trunc(st, 5, last_result, PD_STORE_FIELD_MAX);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        r = fail_sql(s, rc, "update task run");
+    else if (sqlite3_changes(s->db) == 0)
+        r = fail(s, -ENOENT, "update task run: no task %s of instance %s", name, instance);
+    stmt_put(s, ST_UPDATE_TASK_RUN);
+    return r;
+}
+
+int pd_store_delete_task(pd_store_t *s, const char *instance, const char *name)
+{
+    if (!s || !instance || !name)
+        return -EINVAL;
+    begin_call(s);
+    sqlite3_stmt *st = NULL;
+    int r = stmt_get(s, ST_DELETE_TASK, &st);
+    if (r < 0)
+        return r;
+    bind_text(st, 1, instance);
+    bind_text(st, 2, name);
+    r = run(s, st, "delete task");
+    if (r == 0 && sqlite3_changes(s->db) == 0)
+        r = fail(s, -ENOENT, "delete task: no task %s of instance %s", name, instance);
+    stmt_put(s, ST_DELETE_TASK);
+    return r;
+}
+
+int pd_store_delete_tasks_of(pd_store_t *s, const char *instance, int64_t *deleted)
+{
+    if (!s || !instance)
+        return -EINVAL;
+    begin_call(s);
+    sqlite3_stmt *st = NULL;
+    int r = stmt_get(s, ST_DELETE_TASKS_OF, &st);
+    if (r < 0)
+        return r;
+    bind_text(st, 1, instance);
+    r = run(s, st, "delete tasks");
+    if (r == 0 && deleted)
+        *deleted = sqlite3_changes(s->db);
+    stmt_put(s, ST_DELETE_TASKS_OF);
+    return r;
+}
+
+int pd_store_list_tasks(pd_store_t *s, const char *instance, pd_store_task_cb cb, void *arg)
+{
+    if (!s || !cb)
+        return -EINVAL;
+    begin_call(s);
+    int id = instance ? ST_LIST_TASKS_OF : ST_LIST_TASKS;
+    sqlite3_stmt *st = NULL;
+    int r = stmt_get(s, id, &st);
+    if (r < 0)
+        return r;
+    if (instance)
+        bind_text(st, 1, instance);
+    for (;;) {
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+            break;
+        if (rc != SQLITE_ROW) {
+            r = fail_sql(s, rc, "list tasks");
+            break;
+        }
+        pd_store_task_t t;
+        memset(&t, 0, sizeof t);
+        r = col_copy(s, st, 0, t.instance, sizeof t.instance);
+        if (!r)
+            r = col_copy(s, st, 1, t.name, sizeof t.name);
+        if (!r)
+            r = col_copy(s, st, 2, t.cron, sizeof t.cron);
+        t.next_due = sqlite3_column_int64(st, 3);
+        t.last_run = sqlite3_column_int64(st, 4);
+        if (!r)
+            r = col_copy(s, st, 5, t.last_result, sizeof t.last_result);
+        t.created_at = sqlite3_column_int64(st, 6);
+        if (r == 0)
+            r = cb(&t, arg);
+        if (r != 0)
+            break;
+    }
+    stmt_put(s, id);
+    return r;
+}
+
+int pd_store_put_service(pd_store_t *s, const pd_store_service_t *v)
+{
+    if (!s || !v)
+        return -EINVAL;
+    begin_call(s);
+    if (!FIELD_OK(v->instance) || !FIELD_OK(v->health_path) || !v->instance[0] ||
+        !v->health_path[0] || v->port < 1 || v->port > 65535)
+        return fail(s, -EINVAL, "put service: missing instance or health path, or bad port");
+    sqlite3_stmt *st = NULL;
+    int r = stmt_get(s, ST_PUT_SERVICE, &st);
+    if (r < 0)
+        return r;
+    bind_text(st, 1, v->instance);
+    sqlite3_bind_int(st, 2, (int)v->port);
+    bind_text(st, 3, v->health_path);
+    sqlite3_bind_int64(st, 4, v->registered_at ? v->registered_at : (int64_t)plat_now_ms());
+    int rc = sqlite3_step(st);
+    r = rc == SQLITE_DONE ? 0 : fail_owned(s, rc, "put service", v->instance);
+    stmt_put(s, ST_PUT_SERVICE);
+    return r;
+}
+
+int pd_store_delete_service(pd_store_t *s, const char *instance)
+{
+    if (!s || !instance)
+        return -EINVAL;
+    begin_call(s);
+    sqlite3_stmt *st = NULL;
+    int r = stmt_get(s, ST_DELETE_SERVICE, &st);
+    if (r < 0)
+        return r;
+    bind_text(st, 1, instance);
+    r = run(s, st, "delete service");
+    if (r == 0 && sqlite3_changes(s->db) == 0)
+        r = fail(s, -ENOENT, "delete service: instance %s has none", instance);
+    stmt_put(s, ST_DELETE_SERVICE);
+    return r;
+}
+
+int pd_store_list_services(pd_store_t *s, pd_store_service_cb cb, void *arg)
+{
+    if (!s || !cb)
+        return -EINVAL;
+    begin_call(s);
+    sqlite3_stmt *st = NULL;
+    int r = stmt_get(s, ST_LIST_SERVICES, &st);
+    if (r < 0)
+        return r;
+    for (;;) {
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+            break;
+        if (rc != SQLITE_ROW) {
+            r = fail_sql(s, rc, "list services");
+            break;
+        }
+        pd_store_service_t v;
+        memset(&v, 0, sizeof v);
+        r = col_copy(s, st, 0, v.instance, sizeof v.instance);
+        v.port = (uint32_t)sqlite3_column_int(st, 1);
+        if (!r)
+            r = col_copy(s, st, 2, v.health_path, sizeof v.health_path);
+        v.registered_at = sqlite3_column_int64(st, 3);
+        if (r == 0)
+            r = cb(&v, arg);
+        if (r != 0)
+            break;
+    }
+    stmt_put(s, ST_LIST_SERVICES);
     return r;
 }

@@ -1,6 +1,7 @@
 /* platformd's durable state (ARCHITECTURE.md section 10): one SQLite file
  * in WAL mode holding registered packages, instances with their actual and
- * desired state, an audit trail of actions, and a small key/value table.
+ * desired state, an audit trail of actions, a small key/value table, and
+ * (schema v2) the instances' scheduled tasks and web-service registrations.
  *
  * Durability: every write runs in a transaction (its own, or the caller's
  * pd_store_begin .. pd_store_commit batch) with synchronous=FULL, so a call
@@ -201,5 +202,56 @@ int pd_store_prune_actions(pd_store_t *store, int64_t before_ms, int64_t *delete
 int pd_store_kv_set(pd_store_t *store, const char *key, const char *value);
 int pd_store_kv_get(pd_store_t *store, const char *key, char **value);
 int pd_store_kv_delete(pd_store_t *store, const char *key);
+
+/* ---- scheduled tasks and web services (schema v2, docs/tasks.md) ------ */
+
+#define PD_STORE_TASK_NAME_MAX 64  /* task name, [A-Za-z0-9_.-] (checked by the caller) */
+#define PD_STORE_CRON_MAX 255      /* cron expression */
+#define PD_STORE_HEALTH_PATH_MAX 255
+
+/* A task registration of an instance; (instance, name) is the key. Rows go
+ * with their instance (deleting the instance deletes them). */
+typedef struct {
+    char instance[PLAT_UUID_LEN + 1];            /* an existing instance (-ENOENT else) */
+    char name[PD_STORE_TASK_NAME_MAX + 1];       /* non-empty */
+    char cron[PD_STORE_CRON_MAX + 1];            /* as registered, non-empty */
+    int64_t next_due;                            /* ms: the next run due */
+    int64_t last_run;                            /* ms: scheduled time of the last run; 0 none */
+    char last_result[PD_STORE_FIELD_MAX + 1];    /* "ok", "error", "skipped", "" */
+    int64_t created_at;                          /* ms; 0 on put = now */
+} pd_store_task_t;
+
+/* The web service of an instance (one per instance). */
+typedef struct {
+    char instance[PLAT_UUID_LEN + 1];
+    uint32_t port;                                  /* 1..65535 */
+    char health_path[PD_STORE_HEALTH_PATH_MAX + 1]; /* non-empty, e.g. "/health" */
+    int64_t registered_at;                          /* ms; 0 on put = now */
+} pd_store_service_t;
+
+typedef int (*pd_store_task_cb)(const pd_store_task_t *task, void *arg);
+typedef int (*pd_store_service_cb)(const pd_store_service_t *svc, void *arg);
+
+/* Insert, or replace the cron and next_due of an existing (instance, name)
+ * (its created_at and last run are kept). -ENOENT: no such instance. */
+int pd_store_put_task(pd_store_t *store, const pd_store_task_t *task);
+/* Record a run: next_due, last_run and last_result. -ENOENT: no such task. */
+int pd_store_update_task_run(pd_store_t *store, const char *instance, const char *name,
+                             int64_t next_due, int64_t last_run, const char *last_result);
+/* -ENOENT: no such task. */
+int pd_store_delete_task(pd_store_t *store, const char *instance, const char *name);
+/* Every task of `instance` (none is fine); *deleted (may be NULL) = how many. */
+int pd_store_delete_tasks_of(pd_store_t *store, const char *instance, int64_t *deleted);
+/* All tasks (instance NULL) ordered by instance then name, or those of one
+ * instance ordered by name. */
+int pd_store_list_tasks(pd_store_t *store, const char *instance, pd_store_task_cb cb, void *arg);
+
+/* Insert or replace the instance's service. -ENOENT: no such instance;
+ * -EINVAL: port out of 1..65535 or empty health path. */
+int pd_store_put_service(pd_store_t *store, const pd_store_service_t *svc);
+/* -ENOENT: the instance has none. */
+int pd_store_delete_service(pd_store_t *store, const char *instance);
+/* Ordered by instance. */
+int pd_store_list_services(pd_store_t *store, pd_store_service_cb cb, void *arg);
 
 #endif

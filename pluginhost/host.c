@@ -1,6 +1,8 @@
 /* The plugin host's link to the platform. */
 #include "host.h"
 
+#include "resources.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +69,8 @@ static void on_link_state(plat_link_state_t state, const char *platform_boot_id,
 {
     ph_host_t *h = arg;
     (void)platform_boot_id;
+    if (state != PLAT_LINK_REGISTERED && !h->stopping)
+        ph_platcall_link_lost(ph_plugins_platcall(h->plugins)); /* fail fast, not at timeout */
     if (!h->opts.platform_lost_exit_ms || h->stopping)
         return;
     if (state == PLAT_LINK_REGISTERED)
@@ -114,6 +118,42 @@ static void on_plugin_done(int code, const char *message, Plat__PlatformMessage 
     pending_t *pd = arg;
     send_reply(pd->h, pd->request, code, message, reply);
     plat_envelope_free(&pd->request);
+    free(pd);
+}
+
+/* Ability.trigger: a task of an instance here is due; on_task runs in the
+ * instance's queue and the runner answers Ability.result. */
+static void on_ability_trigger(ph_host_t *h, const plat_bus_rx_t *rx)
+{
+    const Plat__PlatformMessage *m = rx->msg;
+    const Plat__AbilityTrigger *t = m->ability->trigger;
+    pending_t *pd = calloc(1, sizeof *pd);
+    int rc = -ENOMEM;
+    if (pd) {
+        pd->h = h;
+        rc = plat_envelope_decode(rx->raw, rx->raw_len, 0, &pd->request, NULL);
+    }
+    if (rc == 0)
+        rc = t->kind == PLAT__ABILITY_KIND__ABILITY_KIND_TASK
+                 ? ph_plugins_task(h->plugins, pd->request->ability->trigger, on_plugin_done, pd)
+                 : -EOPNOTSUPP;
+    if (rc == 0) {
+        plat_log_debug("host", "task queued task=%s missed=%d instance=%s id=%s", t->name,
+                       (int)t->missed, t->instance, h->id);
+        return;
+    }
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s", rc == -ENOENT        ? "no such instance in this host"
+                                  : rc == -EINVAL      ? "invalid ability trigger"
+                                  : rc == -EOPNOTSUPP ? "only tasks are triggered"
+                                                       : strerror(-rc));
+    plat_log_warn("host", "task trigger refused: %s task=%s instance=%s seq=%llu id=%s", msg,
+                  t->name, t->instance, (unsigned long long)m->header->seq_no, h->id);
+    Plat__PlatformMessage *reply = ph_msg_ability_result(rc, msg, t->instance);
+    send_reply(h, m, rc, msg, reply);
+    plat_envelope_free(&reply);
+    if (pd)
+        plat_envelope_free(&pd->request);
     free(pd);
 }
 
@@ -174,6 +214,12 @@ static void on_message(plat_bus_t *bus, const plat_bus_rx_t *rx, void *arg)
         on_plugin_request(h, rx);
         return;
     }
+    if (m->channel_case == PLAT__PLATFORM_MESSAGE__CHANNEL_ABILITY &&
+        m->header->kind == PLAT__MESSAGE_KIND__MESSAGE_KIND_REQUEST &&
+        m->ability->body_case == PLAT__ABILITY_MESSAGE__BODY_TRIGGER) {
+        on_ability_trigger(h, rx);
+        return;
+    }
     plat_log_warn("host", "message not handled by this host channel=%s kind=%d from=%s seq=%llu "
                           "id=%s",
                   plat_channel_name(m->channel_case), (int)m->header->kind,
@@ -213,10 +259,14 @@ int ph_host_start(ph_host_t *h, uv_loop_t *loop, const ph_host_opts_t *opts)
      * operator chose. Read when the pool starts, at the first hook. */
     setenv("UV_THREADPOOL_SIZE", "16", 0);
     h->plugins = ph_plugins_new(loop);
-    if (!h->plugins) {
+    ph_platcall_t *pc = h->plugins ? ph_platcall_new(loop, 0) : NULL;
+    if (!pc) {
+        ph_plugins_close(&h->plugins);
         uv_close((uv_handle_t *)&h->lost_timer, NULL);
         return -ENOMEM;
     }
+    /* Hooks' resource and ability calls go through it; the runner owns it. */
+    ph_plugins_set_platcall(h->plugins, pc);
     plat_link_opts_t lo = {
         .identity = h->id,
         .platform_address = opts->platform_address,
@@ -237,6 +287,7 @@ int ph_host_start(ph_host_t *h, uv_loop_t *loop, const ph_host_opts_t *opts)
         ph_plugins_close(&h->plugins);
         return rc;
     }
+    ph_platcall_set_link(pc, h->link);
     uv_signal_init(loop, &h->sig_term);
     uv_signal_init(loop, &h->sig_int);
     h->sig_term.data = h->sig_int.data = h;
@@ -253,6 +304,8 @@ void ph_host_stop(ph_host_t *h)
     if (h->stopping)
         return;
     h->stopping = true;
+    /* Hooks waiting on the platform get -ECANCELED, later calls too. */
+    ph_platcall_shutdown(ph_plugins_platcall(h->plugins));
     plat_link_destroy(&h->link);
     /* Queued hooks are cancelled (no reply: the link is gone); a running
      * hook finishes first, which keeps the loop alive until it returns. */

@@ -1,7 +1,11 @@
 /* pluginhost: runs plugin code in its own process.
  *   by hand:        pluginhost --dev --platform EP [--host-id ID]
+ *                              [--key-file F --platform-key-file F]
  *   from hostbootd: pluginhost --platform EP --host-id ID --hostboot HB --mode MODE
- *                              [--platform-lost-exit-ms N] */
+ *                              [--platform-lost-exit-ms N] [--key-fd N --platform-key K]
+ * The CURVE secret key never comes in argv or the environment: from an
+ * inherited pipe (--key-fd, hostbootd) or a 0600 file (--key-file, dev). */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,6 +14,7 @@
 #include <sysexits.h>
 
 #include "host.h"
+#include "plat/keys.h"
 
 static void usage(FILE *out)
 {
@@ -23,7 +28,14 @@ static void usage(FILE *out)
             "  --hostboot ID             the hostboot that spawned this host\n"
             "  --mode MODE               host mode given by the platform\n"
             "  --platform-lost-exit-ms N exit after losing the platform for N ms (0 = never)\n"
-            "  --log-level LEVEL         err|warning|notice|info|debug (default info)\n");
+            "  --log-level LEVEL         err|warning|notice|info|debug (default info)\n"
+            "  --key-fd N                read this host's CURVE secret key from fd N (hostbootd)\n"
+            "  --platform-key Z85        the platform's CURVE public key\n"
+            "  --key-file FILE           dev: this host's CURVE secret key (mode 0600); its\n"
+            "                            public key must be authorized for --host-id in\n"
+            "                            platformd's bus.authorized_keys_file\n"
+            "  --platform-key-file FILE  dev: the platform's CURVE public key\n"
+            "  without keys the host connects in plaintext (platformd bus.curve false)\n");
 }
 
 static int usage_error(const char *what, const char *value)
@@ -46,6 +58,10 @@ int main(int argc, char **argv)
         {"mode", required_argument, NULL, 'm'},
         {"platform-lost-exit-ms", required_argument, NULL, 'x'},
         {"log-level", required_argument, NULL, 'l'},
+        {"key-fd", required_argument, NULL, 'K'},
+        {"platform-key", required_argument, NULL, 'P'},
+        {"key-file", required_argument, NULL, 'k'},
+        {"platform-key-file", required_argument, NULL, 'F'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -54,6 +70,8 @@ int main(int argc, char **argv)
     const char *platform = NULL, *host_id = NULL, *log_level = NULL, *hostboot = NULL,
                *mode = NULL;
     unsigned long long lost_exit_ms = 0;
+    const char *key_file = NULL, *platform_key = NULL, *platform_key_file = NULL;
+    int key_fd = -1;
     int c;
     while ((c = getopt_long(argc, argv, "dp:i:b:m:x:l:Vh", opts, NULL)) != -1) {
         switch (c) {
@@ -81,6 +99,23 @@ int main(int argc, char **argv)
         }
         case 'l':
             log_level = optarg;
+            break;
+        case 'K': {
+            char *end = NULL;
+            long v = strtol(optarg, &end, 10);
+            if (!*optarg || *end || v < 3 || v > 1023)
+                return usage_error("bad --key-fd", optarg);
+            key_fd = (int)v;
+            break;
+        }
+        case 'P':
+            platform_key = optarg;
+            break;
+        case 'k':
+            key_file = optarg;
+            break;
+        case 'F':
+            platform_key_file = optarg;
             break;
         case 'V':
             printf("pluginhost %s\n", PLAT_VERSION);
@@ -116,6 +151,45 @@ int main(int argc, char **argv)
             return usage_error("--hostboot hostboot-<name> is required unless --dev", hostboot);
         if (!mode || (strcmp(mode, "highPerformance") != 0 && strcmp(mode, "powerSave") != 0))
             return usage_error("--mode must be highPerformance or powerSave unless --dev", mode);
+    }
+    /* CURVE keys: both or neither. */
+    if (key_fd >= 0 && key_file)
+        return usage_error("--key-fd and --key-file exclude each other", NULL);
+    if (platform_key && platform_key_file)
+        return usage_error("--platform-key and --platform-key-file exclude each other", NULL);
+    bool have_secret = key_fd >= 0 || key_file, have_server = platform_key || platform_key_file;
+    if (have_secret != have_server)
+        return usage_error("a CURVE key needs the platform's key too (--key-fd/--key-file with "
+                           "--platform-key/--platform-key-file)",
+                           NULL);
+    if (key_file && !host_id)
+        return usage_error("--key-file needs --host-id: the key is authorized for one id", NULL);
+    if (have_secret) {
+        plat_keypair_t kp;
+        char server[PLAT_KEY_Z85_LEN + 1] = "", why[512];
+        int krc = key_fd >= 0 ? plat_keys_read_fd(key_fd, &kp, why, sizeof why)
+                              : plat_keys_load_secret(key_file, &kp, why, sizeof why);
+        if (krc == 0 && platform_key) {
+            if (plat_key_z85_valid(platform_key))
+                snprintf(server, sizeof server, "%s", platform_key);
+            else {
+                snprintf(why, sizeof why, "--platform-key is not a Z85 public key");
+                krc = -EINVAL;
+            }
+        } else if (krc == 0) {
+            krc = plat_keys_load_public(platform_key_file, server, why, sizeof why);
+        }
+        if (krc == 0)
+            krc = plat_endpoint_set_default_curve(kp.secret_z85, server);
+        if (krc == 0)
+            plat_log_info("main", "bus secured with CURVE public_key=%s", kp.public_z85);
+        plat_keys_wipe(&kp);
+        if (krc < 0) {
+            plat_log_err("main", "cannot use the CURVE keys: %s", why);
+            return EX_CONFIG;
+        }
+    } else if (!dev) {
+        plat_log_warn("main", "no CURVE key given: connecting in plaintext");
     }
     char generated[PLAT_ID_MAX + 1];
     if (!host_id) {

@@ -2,6 +2,8 @@
  * the libuv threadpool, one hook at a time per instance. */
 #include "plugins.h"
 
+#include "resources.h"
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
@@ -21,6 +23,9 @@ typedef struct ph_lib {
     char *version;                /* package version */
     char *path;                   /* resolved entry path */
     const struct op_plugin *desc; /* the exported descriptor */
+    /* on_task, read only from an ABI >= 2 descriptor (an ABI 1 one ends
+     * before it); NULL otherwise. */
+    int (*on_task)(op_ctx_t *ctx, const char *name, int64_t scheduled_unix_ms, int missed);
     struct ph_lib *next;
 } ph_lib_t;
 
@@ -39,6 +44,7 @@ struct op_ctx {
     const ph_lib_t *hook_lib;     /* the version the running hook belongs to (worker) */
     ph_job_t *head, *tail;        /* queued jobs, head is running when `busy` */
     bool busy;                    /* head job is on the threadpool */
+    char last_error[512];         /* op_last_error (worker, during a hook) */
     struct op_ctx *next;          /* hash chain */
 };
 typedef struct op_ctx ph_instance_t;
@@ -57,11 +63,16 @@ struct op_response {
     size_t body_len;
 };
 
+typedef enum { JOB_ACTION, JOB_EVENT, JOB_TASK } job_kind_t;
+
 struct ph_job {
     uv_work_t work;
     ph_instance_t *inst;
     Plat__PlatformMessage *copy; /* owned copy of the request (action or event) */
-    bool is_event;
+    job_kind_t kind;
+    char *task;                  /* JOB_TASK: the task's name */
+    int64_t task_scheduled_ms;
+    bool task_missed;
     /* filled by the worker */
     const ph_lib_t *lib;         /* the version the hook ran in (actions) */
     int code;
@@ -80,6 +91,7 @@ struct ph_plugins {
     bool closing;
     pthread_mutex_t lib_lock;                  /* guards libs (workers load) */
     ph_lib_t *libs;
+    ph_platcall_t *platcall;                   /* the bridge to the platform; owned */
 };
 
 static const struct op_host_api g_api;
@@ -162,6 +174,86 @@ static int api_response_add_header(op_response_t *r, const char *name, const cha
     return 0;
 }
 
+/* Resources and abilities: through the bridge, as the context's instance. */
+static ph_res_call_t res_call(op_ctx_t *ctx)
+{
+    ph_res_call_t c = {ctx->owner->platcall, ctx->id, ctx->last_error, sizeof ctx->last_error};
+    return c;
+}
+
+static int api_db_exec(op_ctx_t *ctx, const char *sql, const op_db_value_t *params,
+                       size_t n_params, op_db_result_t **out)
+{
+    ph_res_call_t c = res_call(ctx);
+    return ph_res_db_exec(&c, sql, params, n_params, out);
+}
+
+static int api_http_request(op_ctx_t *ctx, const char *method, const char *url,
+                            const op_header_t *headers, size_t n_headers, const void *body,
+                            size_t body_len, op_http_response_t **out)
+{
+    ph_res_call_t c = res_call(ctx);
+    return ph_res_http_request(&c, method, url, headers, n_headers, body, body_len, out);
+}
+
+static int api_file_read(op_ctx_t *ctx, const char *path, void **data, size_t *len)
+{
+    ph_res_call_t c = res_call(ctx);
+    return ph_res_file_read(&c, path, data, len);
+}
+
+static int api_file_write(op_ctx_t *ctx, const char *path, const void *data, size_t len)
+{
+    ph_res_call_t c = res_call(ctx);
+    return ph_res_file_write(&c, path, data, len);
+}
+
+static int api_file_list(op_ctx_t *ctx, const char *dir, op_file_list_t **out)
+{
+    ph_res_call_t c = res_call(ctx);
+    return ph_res_file_list(&c, dir, out);
+}
+
+static int api_file_delete(op_ctx_t *ctx, const char *path)
+{
+    ph_res_call_t c = res_call(ctx);
+    return ph_res_file_delete(&c, path);
+}
+
+static int api_task_register(op_ctx_t *ctx, const char *cron, const char *name)
+{
+    ph_res_call_t c = res_call(ctx);
+    return ph_res_task_register(&c, cron, name);
+}
+
+static int api_task_unregister(op_ctx_t *ctx, const char *name)
+{
+    ph_res_call_t c = res_call(ctx);
+    return ph_res_task_unregister(&c, name);
+}
+
+static int api_service_register(op_ctx_t *ctx, unsigned port, const char *health_path)
+{
+    ph_res_call_t c = res_call(ctx);
+    return ph_res_service_register(&c, port, health_path);
+}
+
+static int api_service_unregister(op_ctx_t *ctx)
+{
+    ph_res_call_t c = res_call(ctx);
+    return ph_res_service_unregister(&c);
+}
+
+static const char *api_last_error(op_ctx_t *ctx) { return ctx->last_error; }
+
+/* The table filled reserved slots without moving or growing: a plugin
+ * built against the version-1 header sees the same layout. */
+_Static_assert(sizeof(struct op_host_api) == 2 * sizeof(uint32_t) + 26 * sizeof(void *),
+               "struct op_host_api must keep its size and layout");
+_Static_assert(offsetof(struct op_host_api, db_exec) ==
+                   offsetof(struct op_host_api, response_add_header) + sizeof(void *),
+               "resources take the first reserved slot");
+
 static const struct op_host_api g_api = {
     .size = sizeof(struct op_host_api),
     .version = OP_HOST_API_VERSION,
@@ -175,6 +267,17 @@ static const struct op_host_api g_api = {
     .response_set_status = api_response_set_status,
     .response_set_body = api_response_set_body,
     .response_add_header = api_response_add_header,
+    .db_exec = api_db_exec,
+    .http_request = api_http_request,
+    .file_read = api_file_read,
+    .file_write = api_file_write,
+    .file_list = api_file_list,
+    .file_delete = api_file_delete,
+    .task_register = api_task_register,
+    .task_unregister = api_task_unregister,
+    .service_register = api_service_register,
+    .service_unregister = api_service_unregister,
+    .last_error = api_last_error,
 };
 
 static void response_clear(struct op_response *r)
@@ -263,9 +366,11 @@ static int lib_load(ph_plugins_t *p, ph_job_t *job, const Plat__PluginActionRequ
                     "%s of %s %s exports no %s: not built with OP_PLUGIN_DEFINE from "
                     "<openplatform/plugin.h>",
                     r->entry, id, ver, OP_PLUGIN_SYMBOL);
-    if (desc->abi_version != OP_PLUGIN_ABI_VERSION)
+    /* ABI 1 descriptors end after on_event; 2 appends on_task. */
+    if (desc->abi_version < 1 || desc->abi_version > OP_PLUGIN_ABI_VERSION)
         return fail(job, -EPROTO,
-                    "%s %s (%s) is built for plugin ABI version %u, this host runs ABI version %u",
+                    "%s %s (%s) is built for plugin ABI version %u; this host runs ABI "
+                    "version %u and still loads ABI version 1",
                     id, ver, r->entry, (unsigned)desc->abi_version,
                     (unsigned)OP_PLUGIN_ABI_VERSION);
     ph_lib_t *lib = calloc(1, sizeof *lib);
@@ -279,10 +384,11 @@ static int lib_load(ph_plugins_t *p, ph_job_t *job, const Plat__PluginActionRequ
         return fail(job, -ENOMEM, "out of memory loading %s %s", id, ver);
     }
     lib->desc = desc;
+    lib->on_task = desc->abi_version >= 2 ? desc->on_task : NULL;
     lib->next = p->libs;
     p->libs = lib;
-    plat_log_info("plugins", "loaded plugin=%s version=%s name=%s path=%s", id, ver,
-                  desc->name ? desc->name : "-", entry_real);
+    plat_log_info("plugins", "loaded plugin=%s version=%s name=%s abi=%u path=%s", id, ver,
+                  desc->name ? desc->name : "-", (unsigned)desc->abi_version, entry_real);
     *out = lib;
     return 0;
 }
@@ -391,11 +497,38 @@ static int run_event(ph_job_t *job)
     return 0;
 }
 
+static int run_task(ph_job_t *job)
+{
+    ph_instance_t *inst = job->inst;
+    const ph_lib_t *lib = inst->lib;
+    if (!lib)
+        return fail(job, -ENOENT, "instance %s has no plugin loaded (no action succeeded yet)",
+                    inst->id);
+    if (!lib->on_task)
+        return fail(job, -EOPNOTSUPP, "%s %s has no on_task hook%s", lib->plugin, lib->version,
+                    lib->desc->abi_version < 2 ? " (built for plugin ABI 1)" : "");
+    inst->hook_lib = lib;
+    inst->last_error[0] = '\0';
+    int rc = lib->on_task(inst, job->task, job->task_scheduled_ms, job->task_missed ? 1 : 0);
+    inst->hook_lib = NULL;
+    char errbuf[128];
+    if (rc > 0)
+        return fail(job, -EPROTO, "on_task of %s %s returned %d (must be 0 or a negative errno)",
+                    lib->plugin, lib->version, rc);
+    if (rc < 0)
+        return fail(job, rc, "on_task %s of %s %s failed: %s", job->task, lib->plugin,
+                    lib->version, strerror_r(-rc, errbuf, sizeof errbuf));
+    return 0;
+}
+
 static void work_cb(uv_work_t *w)
 {
     ph_job_t *job = w->data;
-    if (job->is_event)
+    job->inst->last_error[0] = '\0';
+    if (job->kind == JOB_EVENT)
         run_event(job);
+    else if (job->kind == JOB_TASK)
+        run_task(job);
     else
         run_action(job);
 }
@@ -458,6 +591,7 @@ static void job_free(ph_job_t *job)
     if (!job)
         return;
     plat_envelope_free(&job->copy);
+    free(job->task);
     response_clear(&job->resp);
     free(job);
 }
@@ -466,7 +600,9 @@ static void job_free(ph_job_t *job)
 static void job_complete(ph_job_t *job)
 {
     Plat__PlatformMessage *reply = NULL;
-    if (!job->is_event) {
+    if (job->kind == JOB_TASK) {
+        reply = ph_msg_ability_result(job->code, job->message, job->code ? job->inst->id : NULL);
+    } else if (job->kind == JOB_ACTION) {
         reply = plat_msg_plugin_action_result(job->code, job->message,
                                               job->code ? job->inst->id : NULL);
     } else if (job->code) {
@@ -493,7 +629,7 @@ static void instance_kick(ph_plugins_t *p, ph_instance_t *inst)
 {
     while (!inst->busy && inst->head) {
         ph_job_t *job = inst->head;
-        if (!job->is_event) {
+        if (job->kind == JOB_ACTION) {
             /* The hook sees the config and org the platform sent with it. */
             const Plat__PluginActionRequest *r = job->copy->plugin->action;
             char *cfg = strdup(r->config_json[0] ? r->config_json : "{}");
@@ -540,13 +676,23 @@ static void plugins_free(ph_plugins_t *p)
         free(l);
     }
     pthread_mutex_destroy(&p->lib_lock);
+    ph_platcall_free(&p->platcall);
     free(p);
 }
 
 static void log_result(const ph_job_t *job)
 {
     const ph_instance_t *inst = job->inst;
-    if (job->is_event) {
+    if (job->kind == JOB_TASK) {
+        if (job->code)
+            plat_log_warn("plugins", "task failed: %s code=%d task=%s instance=%s", job->message,
+                          job->code, job->task, inst->id);
+        else
+            plat_log_debug("plugins", "task ran task=%s missed=%d instance=%s", job->task,
+                           job->task_missed, inst->id);
+        return;
+    }
+    if (job->kind == JOB_EVENT) {
         if (job->code)
             plat_log_warn("plugins", "event failed: %s code=%d instance=%s", job->message,
                           job->code, inst->id);
@@ -575,7 +721,7 @@ static void after_work_cb(uv_work_t *w, int status)
     if (status == UV_ECANCELED)
         fail(job, -ECANCELED, "cancelled: the plugin host is stopping");
     bool drop = false;
-    if (!job->is_event && job->lib) {
+    if (job->kind == JOB_ACTION && job->lib) {
         /* The version a hook ran in becomes the instance's, except after a
          * failed upgrade: the old one stays, for the rollback. */
         Plat__PluginAction a = job->copy->plugin->action->action;
@@ -706,7 +852,7 @@ int ph_plugins_event(ph_plugins_t *p, const Plat__PluginEvent *ev, ph_done_cb cb
     ph_job_t *job = job_new(cb, arg);
     if (!job)
         return -ENOMEM;
-    job->is_event = true;
+    job->kind = JOB_EVENT;
     job->copy = plat_msg_plugin_event(ev->instance, ev->method, ev->path,
                                       (const Plat__HttpHeader *const *)ev->headers, ev->n_headers,
                                       ev->body.data, ev->body.len);
@@ -717,6 +863,39 @@ int ph_plugins_event(ph_plugins_t *p, const Plat__PluginEvent *ev, ph_done_cb cb
     enqueue(p, inst, job);
     return 0;
 }
+
+int ph_plugins_task(ph_plugins_t *p, const Plat__AbilityTrigger *t, ph_done_cb cb, void *arg)
+{
+    if (!p || !t || !cb || p->closing || !t->instance || !t->name || !t->name[0])
+        return -EINVAL;
+    ph_instance_t *inst = instance_find(p, t->instance);
+    if (!inst)
+        return -ENOENT;
+    ph_job_t *job = job_new(cb, arg);
+    if (!job)
+        return -ENOMEM;
+    job->kind = JOB_TASK;
+    job->task_scheduled_ms = t->scheduled_unix_ms;
+    job->task_missed = t->missed;
+    if (!(job->task = strdup(t->name))) {
+        job_free(job);
+        return -ENOMEM;
+    }
+    enqueue(p, inst, job);
+    return 0;
+}
+
+void ph_plugins_set_platcall(ph_plugins_t *p, ph_platcall_t *pc)
+{
+    if (!p) {
+        ph_platcall_free(&pc);
+        return;
+    }
+    ph_platcall_free(&p->platcall);
+    p->platcall = pc;
+}
+
+ph_platcall_t *ph_plugins_platcall(const ph_plugins_t *p) { return p ? p->platcall : NULL; }
 
 bool ph_plugins_busy(const ph_plugins_t *p) { return p && p->n_running > 0; }
 

@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "plat/plat.h"
+#include "platcall.h"
 
 typedef struct ph_plugins ph_plugins_t;
 
@@ -31,7 +32,8 @@ typedef struct ph_plugins ph_plugins_t;
  *            (the runner was closed before the hook ran), -ENOMEM;
  *   message  one line for humans, "" when code == 0; valid during the call;
  *   reply    the REPLY body to send: Plugin.action_result for an action,
- *            Plugin.response for an event (status, headers, body, error).
+ *            Plugin.response for an event (status, headers, body, error),
+ *            Ability.result for a task.
  *            Borrowed: the runner frees it after the call. NULL only when it
  *            could not be built (out of memory). */
 typedef void (*ph_done_cb)(int code, const char *message, Plat__PlatformMessage *reply,
@@ -56,6 +58,20 @@ int ph_plugins_action(ph_plugins_t *p, const Plat__PluginActionRequest *req, ph_
  * run) or, with nothing queued, -ENOENT (no such instance in this host),
  * -EINVAL or -ENOMEM. */
 int ph_plugins_event(ph_plugins_t *p, const Plat__PluginEvent *ev, ph_done_cb cb, void *arg);
+
+/* Queue one run of on_task for an Ability.trigger. Copied. Returns 0
+ * (`cb` will run; the reply is an Ability.result, -EOPNOTSUPP when the
+ * plugin has no on_task — ABI 1 or left NULL) or, with nothing queued,
+ * -ENOENT (no such instance in this host), -EINVAL or -ENOMEM. */
+int ph_plugins_task(ph_plugins_t *p, const Plat__AbilityTrigger *t, ph_done_cb cb, void *arg);
+
+/* Give the runner the bridge its hooks' resource and ability calls go
+ * through (owned from now on: freed with the runner, after the last hook).
+ * Without one those calls answer -ENOSYS. */
+void ph_plugins_set_platcall(ph_plugins_t *p, ph_platcall_t *pc);
+
+/* The bridge given to ph_plugins_set_platcall (NULL if none). */
+ph_platcall_t *ph_plugins_platcall(const ph_plugins_t *p);
 
 /* A hook is running (the host reports BUSY in Pong). */
 bool ph_plugins_busy(const ph_plugins_t *p);

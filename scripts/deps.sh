@@ -10,6 +10,9 @@ PKGS=(
   libuv1-dev libjansson-dev libsqlite3-dev
   libmicrohttpd-dev libcurl4-openssl-dev libsystemd-dev
   libcmocka-dev curl systemd
+  python3-zmq python3-protobuf protobuf-compiler
+  libseccomp-dev clang libclang-rt-14-dev
+  prometheus # promtool: `promtool check metrics` on GET /metrics (test_it_diag)
 )
 # Extra packages a caller asks for (e.g. the test script's tools).
 PKGS+=("$@")

@@ -16,6 +16,19 @@ ctl="$bin/tools/platformctl/platformctl"
 cd "$root"
 mkdir -p state/logs
 
+# The bus's CURVE keys (docs/security.md), created once: the platform's
+# pair, hostbootd's pair, and hostbootd authorized as hostboot-local.
+if [ ! -f state/keys/platform.key ] || [ ! -f state/keys/hostboot.key ]; then
+  mkdir -p state/keys
+  chmod 700 state/keys
+  "$ctl" keygen --secret state/keys/platform.key --public state/keys/platform.pub --force >/dev/null
+  hb_pub=$("$ctl" keygen --secret state/keys/hostboot.key --public state/keys/hostboot.pub --force)
+  umask 022
+  printf '{\n  "hostboot-local": "%s"\n}\n' "$hb_pub" >state/keys/authorized.json.tmp
+  mv state/keys/authorized.json.tmp state/keys/authorized.json
+  echo "run: created the bus keys in state/keys (docs/security.md)"
+fi
+
 api=http://127.0.0.1:7780
 pids=()
 stop() {

@@ -22,6 +22,7 @@
 
 #include <cmocka.h>
 
+#include "plat/keys.h"
 #include "plat/plat.h"
 #include "testports.h"
 
@@ -56,6 +57,13 @@ struct it_env {
     void *zctx;                           /* libzmq context of the clients, owned */
     int fd_baseline;                      /* open fds of this process at it_new */
     bool strict_logs;                     /* fail on any "err" log line */
+    /* CURVE (docs/security.md): the platform's key pair and every key the
+     * env authorized, {id: public key} in <dir>/keys/authorized.json;
+     * secrets kept here by id for clients and dev hosts. */
+    plat_keypair_t platform_key;
+    json_t *authorized;                   /* id -> public key */
+    json_t *secrets;                      /* id -> secret key */
+    char keys_dir[IT_PATH_MAX];
 };
 
 /* PIDs started and not yet reaped, across every env: the atexit handler
@@ -88,6 +96,8 @@ static void kill_all_live(void)
             g_live[i] = 0;
         }
 }
+
+static const char *remember_path(it_env_t *env, const char *path);
 
 uint64_t it_now_ms(void)
 {
@@ -160,8 +170,69 @@ it_env_t *it_new(void)
     assert_true(env->spare_port > 0 && env->spare_port < 32768);
     snprintf(env->bus_endpoint, sizeof env->bus_endpoint, "tcp://127.0.0.1:%d", env->bus_port);
     snprintf(env->http_base, sizeof env->http_base, "http://127.0.0.1:%d", env->http_port);
+    /* CURVE on in every test: the platform's key pair and an (empty)
+     * authorized keys file, both in the temp dir. */
+    if (snprintf(env->keys_dir, sizeof env->keys_dir, "%.400s/keys", env->dir) >=
+        (int)sizeof env->keys_dir)
+        fail_msg("path too long: %s/keys", env->dir);
+    if (mkdir(env->keys_dir, 0700) != 0)
+        fail_msg("mkdir %s: %s", env->keys_dir, strerror(errno));
+    assert_int_equal(plat_keys_new(&env->platform_key), 0);
+    char secret[IT_PATH_MAX + 32], pub[IT_PATH_MAX + 32], why[512];
+    snprintf(secret, sizeof secret, "%s/platform.key", env->keys_dir);
+    snprintf(pub, sizeof pub, "%s/platform.pub", env->keys_dir);
+    if (plat_keys_save(secret, pub, &env->platform_key, true, why, sizeof why) != 0)
+        fail_msg("platform key: %s", why);
+    env->authorized = json_object();
+    env->secrets = json_object();
+    assert_non_null(env->authorized);
+    assert_non_null(env->secrets);
+    it_authorize_key(env, NULL, NULL);
     env->fd_baseline = count_fds();
     return env;
+}
+
+const char *it_platform_public_key(const it_env_t *env) { return env->platform_key.public_z85; }
+
+void it_authorize_key(it_env_t *env, const char *id, const char *public_z85)
+{
+    if (id)
+        assert_int_equal(json_object_set_new(env->authorized, id, json_string(public_z85)), 0);
+    char path[IT_PATH_MAX + 32], tmp[IT_PATH_MAX + 48];
+    snprintf(path, sizeof path, "%s/authorized.json", env->keys_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (json_dump_file(env->authorized, tmp, JSON_INDENT(2) | JSON_SORT_KEYS) != 0 ||
+        chmod(tmp, 0644) != 0 || rename(tmp, path) != 0)
+        fail_msg("write %s: %s", path, strerror(errno));
+}
+
+const char *it_key_for(it_env_t *env, const char *id, bool authorize)
+{
+    json_t *have = json_object_get(env->secrets, id);
+    if (have)
+        return json_string_value(have);
+    plat_keypair_t kp;
+    assert_int_equal(plat_keys_new(&kp), 0);
+    assert_int_equal(json_object_set_new(env->secrets, id, json_string(kp.secret_z85)), 0);
+    if (authorize)
+        it_authorize_key(env, id, kp.public_z85);
+    plat_keys_wipe(&kp);
+    return json_string_value(json_object_get(env->secrets, id));
+}
+
+const char *it_key_file(it_env_t *env, const char *id)
+{
+    const char *secret = it_key_for(env, id, true);
+    plat_keypair_t kp;
+    memset(&kp, 0, sizeof kp);
+    snprintf(kp.secret_z85, sizeof kp.secret_z85, "%s", secret);
+    assert_int_equal(plat_keys_derive_public(&kp), 0);
+    char path[IT_PATH_MAX + 80], why[512];
+    snprintf(path, sizeof path, "%s/%s.key", env->keys_dir, id);
+    if (plat_keys_save(path, NULL, &kp, true, why, sizeof why) != 0)
+        fail_msg("key file: %s", why);
+    plat_keys_wipe(&kp);
+    return remember_path(env, path);
 }
 
 const char *it_dir(const it_env_t *env) { return env->dir; }
@@ -199,10 +270,32 @@ const char *it_write_file(it_env_t *env, const char *name, const char *content)
     return remember_path(env, path);
 }
 
+/* Merge `extra` into root at top level, replacing — except the objects
+ * "bus" and "platform", merged key by key so that a test setting one bus
+ * key keeps the harness's endpoint and keys. */
+static void merge_extra(json_t *root, json_t *extra)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(extra, k, v)
+    {
+        json_t *mine = json_object_get(root, k);
+        if ((strcmp(k, "bus") == 0 || strcmp(k, "platform") == 0) && json_is_object(mine) &&
+            json_is_object(v)) {
+            json_t *copy = json_deep_copy(mine);
+            assert_non_null(copy);
+            assert_int_equal(json_object_update(copy, v), 0);
+            assert_int_equal(json_object_set_new(root, k, copy), 0);
+        } else {
+            assert_int_equal(json_object_set(root, k, v), 0);
+        }
+    }
+}
+
 static const char *write_json(it_env_t *env, const char *name, json_t *root, json_t *extra)
 {
     if (extra)
-        assert_int_equal(json_object_update(root, extra), 0);
+        merge_extra(root, extra);
     char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
     assert_non_null(text);
     const char *path = it_write_file(env, name, text);
@@ -218,10 +311,16 @@ const char *it_platformd_config(it_env_t *env, int heartbeat_interval_ms, int he
      * tests never share or leave state behind. */
     char state[IT_PATH_MAX + 16];
     snprintf(state, sizeof state, "%s/platform-state", env->dir);
-    json_t *root = json_pack("{s:{s:s, s:i, s:i, s:i}, s:{s:i, s:i}, s:{s:s, s:i}, s:{s:s}, "
-                             "s:{s:s}}",
+    char secret[IT_PATH_MAX + 32], authorized[IT_PATH_MAX + 32];
+    snprintf(secret, sizeof secret, "%s/platform.key", env->keys_dir);
+    snprintf(authorized, sizeof authorized, "%s/authorized.json", env->keys_dir);
+    /* allow_peer_to_peer: test_it_routing plays hosts that talk to each
+     * other; test_it_security checks the default (false). */
+    json_t *root = json_pack("{s:{s:s, s:i, s:i, s:i, s:b, s:s, s:s, s:b}, s:{s:i, s:i}, "
+                             "s:{s:s, s:i}, s:{s:s}, s:{s:s}}",
                              "bus", "endpoint", env->bus_endpoint, "max_msg_size", 1048576,
-                             "sndhwm", 1000, "rcvhwm", 1000,
+                             "sndhwm", 1000, "rcvhwm", 1000, "curve", 1, "secret_key_file",
+                             secret, "authorized_keys_file", authorized, "allow_peer_to_peer", 1,
                              "heartbeat", "interval_ms", heartbeat_interval_ms, "miss",
                              heartbeat_miss,
                              "http", "address", "127.0.0.1", "port", env->http_port,
@@ -232,15 +331,23 @@ const char *it_platformd_config(it_env_t *env, int heartbeat_interval_ms, int he
 
 const char *it_hostbootd_config(it_env_t *env, const char *name, json_t *extra)
 {
+    /* This hostboot's key, authorized as hostboot-<name>. */
+    char hb_id[128], pub[IT_PATH_MAX + 32];
+    snprintf(hb_id, sizeof hb_id, "hostboot-%s", name);
+    const char *key_file = plat_hostboot_name_valid(name) ? it_key_file(env, hb_id) : "";
+    snprintf(pub, sizeof pub, "%s/platform.pub", env->keys_dir);
     json_t *root = json_pack(
-        "{s:s, s:{s:s}, s:{s:i, s:i, s:i}, s:[{s:s, s:s, s:s}], s:{s:s}}", "name", name,
-        "platform", "endpoint", env->bus_endpoint,
+        "{s:s, s:{s:s, s:s}, s:{s:b, s:s}, s:{s:i, s:i, s:i}, s:[{s:s, s:s, s:s}, {s:s, s:s, s:s}], "
+        "s:{s:s}}",
+        "name", name, "platform", "endpoint", env->bus_endpoint, "public_key_file", pub, "bus",
+        "curve", 1, "secret_key_file", key_file,
         "register", "timeout_ms", 500, "retry_initial_ms", 50, "retry_max_ms", 500,
         "runtimes", "language", "c", "version", "1", "path", PLUGINHOST_BIN,
+        "language", "python", "version", "3", "path", PYHOST_BIN,
         "log", "level", it_log_level());
     assert_non_null(root);
     if (extra)
-        assert_int_equal(json_object_update(root, extra), 0);
+        merge_extra(root, extra);
     /* Nothing a test starts writes outside its temp dir: hostbootd's
      * defaults ("logs", "hosts") are relative to the test's cwd. */
     static const struct {
@@ -344,8 +451,12 @@ it_proc_t *it_start_hostbootd(it_env_t *env, const char *config_path)
 
 it_proc_t *it_start_pluginhost_dev(it_env_t *env, const char *host_id)
 {
+    /* A dev host's key pair: authorized by the "operator" for its id. */
+    const char *key = it_key_file(env, host_id);
+    char pub[IT_PATH_MAX + 32];
+    snprintf(pub, sizeof pub, "%s/platform.pub", env->keys_dir);
     char *argv[] = {PLUGINHOST_BIN, "--dev", "--platform", env->bus_endpoint, "--host-id",
-                    (char *)host_id, NULL};
+                    (char *)host_id, "--key-file", (char *)key, "--platform-key-file", pub, NULL};
     return it_spawn(env, "pluginhost", argv);
 }
 
@@ -647,6 +758,9 @@ void it_destroy(it_env_t **envp)
         free(env->procs[i]);
     for (size_t i = 0; i < env->n_files; i++)
         free(env->files[i]);
+    json_decref(env->authorized);
+    json_decref(env->secrets);
+    plat_keys_wipe(&env->platform_key);
     free(env);
     if (n_err > 0)
         fail_msg("teardown found %d problem(s):\n%s", n_err, errs);
@@ -1007,6 +1121,22 @@ void it_new_host_id(char out[64])
 
 it_client_t *it_client_new(it_env_t *env, const char *identity)
 {
+    /* An authorized key for its identity (ids we cannot authorize get an
+     * unknown key: the platform refuses them at the handshake). */
+    bool valid = plat_id_kind(identity) == PLAT_ID_HOST ||
+                 plat_id_kind(identity) == PLAT_ID_HOSTBOOT;
+    const char *secret = valid ? it_key_for(env, identity, true) : NULL;
+    plat_keypair_t kp;
+    if (!secret) {
+        assert_int_equal(plat_keys_new(&kp), 0);
+        secret = kp.secret_z85;
+    }
+    return it_client_new_curve(env, identity, secret, env->platform_key.public_z85);
+}
+
+it_client_t *it_client_new_curve(it_env_t *env, const char *identity, const char *secret_z85,
+                                 const char *server_z85)
+{
     size_t slot = IT_MAX_CLIENTS;
     for (size_t i = 0; i < IT_MAX_CLIENTS && slot == IT_MAX_CLIENTS; i++)
         if (!env->clients[i])
@@ -1026,6 +1156,16 @@ it_client_t *it_client_new(it_env_t *env, const char *identity)
     int linger = 0;
     assert_int_equal(zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger), 0);
     assert_int_equal(zmq_setsockopt(c->sock, ZMQ_ROUTING_ID, c->id, strlen(c->id)), 0);
+    if (secret_z85) {
+        plat_keypair_t kp;
+        memset(&kp, 0, sizeof kp);
+        snprintf(kp.secret_z85, sizeof kp.secret_z85, "%s", secret_z85);
+        assert_int_equal(plat_keys_derive_public(&kp), 0);
+        assert_int_equal(zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, server_z85, 40), 0);
+        assert_int_equal(zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, kp.public_z85, 40), 0);
+        assert_int_equal(zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, kp.secret_z85, 40), 0);
+        plat_keys_wipe(&kp);
+    }
     assert_int_equal(zmq_connect(c->sock, env->bus_endpoint), 0);
     env->clients[slot] = c;
     return c;
@@ -1192,6 +1332,20 @@ int it_client_recv(it_client_t *c, int timeout_ms, Plat__PlatformMessage **out, 
             return -ETIMEDOUT;
         zmq_pollitem_t item = {.socket = c->sock, .events = ZMQ_POLLIN};
         zmq_poll(&item, 1, (long)(deadline - now));
+    }
+}
+
+size_t it_client_drain(it_client_t *c)
+{
+    size_t n = 0;
+    for (;;) {
+        zmq_msg_t frame;
+        zmq_msg_init(&frame);
+        int rc = zmq_msg_recv(&frame, c->sock, ZMQ_DONTWAIT);
+        zmq_msg_close(&frame);
+        if (rc < 0)
+            return n;
+        n++;
     }
 }
 

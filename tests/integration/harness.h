@@ -93,6 +93,22 @@ const char *it_platformd_config(it_env_t *env, int heartbeat_interval_ms, int he
                                 json_t *extra);
 const char *it_hostbootd_config(it_env_t *env, const char *name, json_t *extra);
 
+/* ---- CURVE keys (docs/security.md) ------------------------------------ */
+
+/* Every env runs the bus with CURVE: it_new creates the platform's key
+ * pair and <dir>/keys/authorized.json (platformd's bus.authorized_keys_file,
+ * re-read by platformd when it changes). it_hostbootd_config authorizes a
+ * key for hostboot-<name>, it_start_pluginhost_dev one for the dev host's
+ * id, it_client_new one for the client's identity. */
+const char *it_platform_public_key(const it_env_t *env);
+/* Add {id: public key} to the authorized keys file (NULL id: just write). */
+void it_authorize_key(it_env_t *env, const char *id, const char *public_z85);
+/* The secret key the env holds for `id`, made (and authorized when
+ * `authorize`) on first use. Static storage of the env. */
+const char *it_key_for(it_env_t *env, const char *id, bool authorize);
+/* That key as a 0600 file <dir>/keys/<id>.key (authorized); its path. */
+const char *it_key_file(it_env_t *env, const char *id);
+
 /* ---- processes ------------------------------------------------------ */
 
 /* fork + exec argv[0] (a path) with stdout/stderr appended to
@@ -221,6 +237,11 @@ json_t *it_wait_host_state(it_env_t *env, const char *host_id, const char *state
 typedef struct it_client it_client_t;
 
 it_client_t *it_client_new(it_env_t *env, const char *identity);
+/* A client with chosen CURVE keys: `secret_z85` NULL = no CURVE at all
+ * (plaintext), else a CURVE client of `server_z85`. it_client_new is this
+ * with the key authorized for `identity` and the platform's public key. */
+it_client_t *it_client_new_curve(it_env_t *env, const char *identity, const char *secret_z85,
+                                 const char *server_z85);
 void it_client_destroy(it_client_t **c);
 
 const char *it_client_id(const it_client_t *c);
@@ -251,6 +272,9 @@ void it_client_send_frames(it_client_t *c, const void *const frames[], const siz
  * came; fails the test on an undecodable message. */
 int it_client_recv(it_client_t *c, int timeout_ms, Plat__PlatformMessage **out, uint8_t **raw,
                    size_t *raw_len);
+
+/* Throw away every frame waiting (pings unanswered); returns how many. */
+size_t it_client_drain(it_client_t *c);
 
 /* Answer pending pings without blocking. */
 void it_client_pump(it_client_t *c);

@@ -20,7 +20,15 @@
  *  h) PLAT_IT_BATCH_N (default 1000) powerSave instances over 10 orgs:
  *     installed one by one, enabled/started/stopped by org batch actions;
  *  i) kill -9 of platformd after two acknowledged actions: after a restart
- *     both are as acknowledged, the running one brought back. */
+ *     both are as acknowledged, the running one brought back.
+ *
+ * Every test runs against one plugin runtime, chosen by the first argument
+ * (CMake registers the executable twice): "c" (default) — the C pluginhost
+ * with examples/hello, hello_v2, hello_bad_upgrade, crashy, slowstart — or
+ * "python" — pluginhost-py (docs/python-host.md) with examples/hello-py and
+ * the Python twins of the others in tests/integration/pyplugins/. The test
+ * functions are the same; only the packages (and a dev host's binary)
+ * differ, so both runtimes must behave identically through the API. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +50,9 @@
 
 #ifndef EXAMPLES_DIR
 #error "EXAMPLES_DIR (the built example packages) must be defined"
+#endif
+#ifndef PYPLUGINS_DIR
+#error "PYPLUGINS_DIR (tests/integration/pyplugins) must be defined"
 #endif
 
 #define HB_INTERVAL_MS 200
@@ -148,13 +159,76 @@ static int count_log_lines(const it_proc_t *p, ...)
     return count;
 }
 
-/* ---- packages ------------------------------------------------------------ */
+/* ---- the runtime under test ------------------------------------------------ */
 
-/* EXAMPLES_DIR/<dir> */
+/* The packages of one runtime. The tests name them by their C example's
+ * directory and id ("hello", "hello_v2", "crashy" ...); the runtime maps
+ * them to its own. */
+typedef struct {
+    const char *name;            /* argv[1]: "c" or "python" */
+    const char *language;        /* manifest language / runtime_version */
+    const char *runtime_version;
+    const char *hello_entry;     /* entry file of the hello package */
+    const char *dev_bin;         /* the host binary a developer starts by hand */
+    const char *const (*map)[3]; /* {C example dir or id, this runtime's base dir, its dir or id} */
+} runtime_t;
+
+static const char *const g_c_map[][3] = {{NULL, NULL, NULL}};
+static const char *const g_py_map[][3] = {
+    {"hello", EXAMPLES_DIR, "hello-py"},
+    {"hello_v2", PYPLUGINS_DIR, "hello_v2"},
+    {"hello_bad_upgrade", PYPLUGINS_DIR, "hello_bad_upgrade"},
+    {"crashy", PYPLUGINS_DIR, "crashy"},
+    {"slowstart", PYPLUGINS_DIR, "slowstart"},
+    {NULL, NULL, NULL},
+};
+/* package ids */
+static const char *const g_py_ids[][2] = {
+    {"hello", "hello-py"}, {"crashy", "crashy-py"}, {"slowstart", "slowstart-py"}, {NULL, NULL}};
+
+static const runtime_t g_runtimes[] = {
+    {"c", "c", "1", "libhello.so", PLUGINHOST_BIN, g_c_map},
+    {"python", "python", "3", "plugin.py", PYHOST_BIN, g_py_map},
+};
+static const runtime_t *g_rt = &g_runtimes[0];
+
+/* This runtime's package id for the C example's id `id`. */
+static const char *pkg(const char *id)
+{
+    if (strcmp(g_rt->name, "python") == 0)
+        for (size_t i = 0; g_py_ids[i][0]; i++)
+            if (strcmp(g_py_ids[i][0], id) == 0)
+                return g_py_ids[i][1];
+    return id;
+}
+
+/* The package directory of this runtime for the C example directory `dir`. */
 static void example_dir(const char *dir, char *out, size_t size)
 {
+    for (size_t i = 0; g_rt->map[i][0]; i++)
+        if (strcmp(g_rt->map[i][0], dir) == 0) {
+            snprintf(out, size, "%s/%s", g_rt->map[i][1], g_rt->map[i][2]);
+            return;
+        }
     snprintf(out, size, "%s/%s", EXAMPLES_DIR, dir);
 }
+
+/* A dev host of this runtime, started by hand as a developer would
+ * (it_start_pluginhost_dev for the C one). */
+static it_proc_t *start_dev_host(it_env_t *env, const char *host_id)
+{
+    if (strcmp(g_rt->name, "c") == 0)
+        return it_start_pluginhost_dev(env, host_id);
+    const char *key = it_key_file(env, host_id);
+    char pub[IT_PATH_MAX + 32];
+    snprintf(pub, sizeof pub, "%s/keys/platform.pub", it_dir(env));
+    char *argv[] = {(char *)g_rt->dev_bin, "--dev", "--platform", (char *)it_bus_endpoint(env),
+                    "--host-id", (char *)host_id, "--key-file", (char *)key,
+                    "--platform-key-file", pub, NULL};
+    return it_spawn(env, "pluginhost-py", argv);
+}
+
+/* ---- packages ------------------------------------------------------------ */
 
 static void copy_file(it_env_t *env, const char *from, const char *to)
 {
@@ -178,13 +252,15 @@ static void make_hello_variant(it_env_t *env, const char *id, const char *mode, 
 {
     snprintf(out, size, "%s/%s", it_dir(env), id);
     IT_CHECK(env, mkdir(out, 0750) == 0, "mkdir %s: %s", out, strerror(errno));
-    char from[IT_PATH_MAX], to[IT_PATH_MAX + 64];
-    snprintf(from, sizeof from, "%s/hello/libhello.so", EXAMPLES_DIR);
-    snprintf(to, sizeof to, "%s/libhello.so", out);
+    char from[IT_PATH_MAX + 64], to[IT_PATH_MAX + 64], hello[IT_PATH_MAX];
+    example_dir("hello", hello, sizeof hello);
+    snprintf(from, sizeof from, "%s/%s", hello, g_rt->hello_entry);
+    snprintf(to, sizeof to, "%s/%s", out, g_rt->hello_entry);
     copy_file(env, from, to);
     json_t *m = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "id", id, "version", "1.0.0",
-                          "language", "c", "runtime_version", "1", "entry", "libhello.so",
-                          "host_mode", mode, "description", "hello in another host mode");
+                          "language", g_rt->language, "runtime_version", g_rt->runtime_version,
+                          "entry", g_rt->hello_entry, "host_mode", mode, "description",
+                          "hello in another host mode");
     assert_non_null(m);
     snprintf(to, sizeof to, "%s/manifest.json", out);
     IT_CHECK(env, json_dump_file(m, to, JSON_INDENT(2)) == 0, "write %s", to);
@@ -211,12 +287,14 @@ static void register_package(it_env_t *env, const char *path, const char *id, co
     json_decref(body);
 }
 
+/* The example `dir` (named as in C, examples/<dir>) of the runtime under
+ * test, whose package id is this runtime's for `id`. */
 static void register_example(it_env_t *env, const char *dir, const char *id, const char *version,
                              const char *mode)
 {
     char path[IT_PATH_MAX];
     example_dir(dir, path, sizeof path);
-    register_package(env, path, id, version, mode);
+    register_package(env, path, pkg(id), version, mode);
 }
 
 /* ---- instances ----------------------------------------------------------- */
@@ -645,13 +723,13 @@ static void test_high_performance_lifecycle(void **state)
 
     register_example(env, "hello", "hello", "1.0.0", "highPerformance");
     json_t *pk = it_get_json(env, "/api/v1/packages");
-    json_t *p = it_json_find(json_object_get(pk, "packages"), "id", "hello");
+    json_t *p = it_json_find(json_object_get(pk, "packages"), "id", pkg("hello"));
     IT_CHECK(env, p && strcmp(jstr(p, "version"), "1.0.0") == 0, "GET packages lists hello");
     json_decref(pk);
 
     /* install: on a new host, killed afterwards. */
     char uuid[64];
-    json_t *inst = install(env, "hello", "1.0.0", "acme", "Ada", uuid);
+    json_t *inst = install(env, pkg("hello"), "1.0.0", "acme", "Ada", uuid);
     IT_CHECK(env, strcmp(jstr(inst, "host_mode"), "highPerformance") == 0, "host_mode (got %s)",
              jstr(inst, "host_mode"));
     IT_CHECK(env, jnull(inst, "previous_version"), "no previous_version yet");
@@ -855,7 +933,7 @@ static void test_dev_mode(void **state)
     /* A developer starts a host by hand. */
     char dev_id[64];
     it_new_host_id(dev_id);
-    it_proc_t *dev = it_start_pluginhost_dev(env, dev_id);
+    it_proc_t *dev = start_dev_host(env, dev_id);
     it_match_t ready = {.id = dev_id, .state = "ready"};
     it_wait_json(env, "/api/v1/hosts", it_pred_host_state, &ready, ACTION_DEADLINE_MS,
                  "dev host listed ready");
@@ -953,7 +1031,7 @@ static void test_invalid_transitions(void **state)
     register_example(env, "hello", "hello", "1.0.0", "highPerformance");
     seen_t seen = {0};
     char uuid[64];
-    json_decref(install(env, "hello", "1.0.0", "acme", "Ada", uuid));
+    json_decref(install(env, pkg("hello"), "1.0.0", "acme", "Ada", uuid));
     new_hosts(env, &seen, NULL, 0);
 
     /* From installed. */
@@ -1066,12 +1144,12 @@ static void test_crash_fails_instance_only(void **state)
     register_example(env, "crashy", "crashy", "1.0.0", "highPerformance");
     register_example(env, "hello", "hello", "1.0.0", "highPerformance");
     char crashy[64], hello[64], crashy_host[64], hello_host[64];
-    json_decref(install(env, "crashy", "1.0.0", "acme", NULL, crashy));
+    json_decref(install(env, pkg("crashy"), "1.0.0", "acme", NULL, crashy));
     json_decref(act_ok(env, crashy, "enable", "enabled"));
     json_t *inst = act_ok(env, crashy, "start", "running");
     snprintf(crashy_host, sizeof crashy_host, "%s", jstr(inst, "host"));
     json_decref(inst);
-    json_decref(install(env, "hello", "1.0.0", "acme", "Ada", hello));
+    json_decref(install(env, pkg("hello"), "1.0.0", "acme", "Ada", hello));
     json_decref(act_ok(env, hello, "enable", "enabled"));
     inst = act_ok(env, hello, "start", "running");
     snprintf(hello_host, sizeof hello_host, "%s", jstr(inst, "host"));
@@ -1150,7 +1228,7 @@ static void test_start_timeout_kills_host(void **state)
     char uuid[64];
     json_t *config = json_pack("{s:i}", "start_sleep_ms", 20000);
     json_t *body = NULL;
-    int st = post_install(env, "slowstart", "1.0.0", "acme", config, &body);
+    int st = post_install(env, pkg("slowstart"), "1.0.0", "acme", config, &body);
     json_decref(config);
     IT_CHECK(env, st == 201, "install slowstart: 201 (got %d)", st);
     snprintf(uuid, sizeof uuid, "%s", jstr(body, "instance.uuid"));
@@ -1225,7 +1303,7 @@ static void test_upgrade_and_rollback(void **state)
     register_example(env, "hello_bad_upgrade", "hello", "2.1.0", "highPerformance");
 
     char uuid[64];
-    json_decref(install(env, "hello", "1.0.0", "acme", "Ada", uuid));
+    json_decref(install(env, pkg("hello"), "1.0.0", "acme", "Ada", uuid));
     json_decref(act_ok(env, uuid, "enable", "enabled"));
     json_decref(act_ok(env, uuid, "start", "running"));
     invoke_expect(env, uuid, "hello, Ada");
@@ -1424,8 +1502,8 @@ static void test_kill9_keeps_acknowledged_state(void **state)
     start_daemons(env, &d, NULL, true);
     register_example(env, "hello", "hello", "1.0.0", "highPerformance");
     char a[64], b[64], b_host[64];
-    json_decref(install(env, "hello", "1.0.0", "acme", "Ann", a));
-    json_decref(install(env, "hello", "1.0.0", "acme", "Bob", b));
+    json_decref(install(env, pkg("hello"), "1.0.0", "acme", "Ann", a));
+    json_decref(install(env, pkg("hello"), "1.0.0", "acme", "Bob", b));
     json_decref(act_ok(env, b, "enable", "enabled"));
     /* The two acknowledged actions under test. */
     json_decref(act_ok(env, a, "enable", "enabled"));
@@ -1489,8 +1567,20 @@ static void test_kill9_keeps_acknowledged_state(void **state)
     json_decref(old);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    /* argv[1]: the runtime under test ("c" when absent). */
+    const char *want = argc > 1 ? argv[1] : "c";
+    g_rt = NULL;
+    for (size_t i = 0; i < sizeof g_runtimes / sizeof g_runtimes[0]; i++)
+        if (strcmp(g_runtimes[i].name, want) == 0)
+            g_rt = &g_runtimes[i];
+    if (!g_rt || argc > 2) {
+        fprintf(stderr, "usage: %s [c|python]\n", argv[0]);
+        return 2;
+    }
+    print_message("plugin runtime under test: %s (language %s, runtime_version %s)\n", g_rt->name,
+                  g_rt->language, g_rt->runtime_version);
     /* PLAT_IT_FILTER=<glob>: run only the matching tests (cmocka pattern). */
     const char *filter = getenv("PLAT_IT_FILTER");
     if (filter && *filter)
@@ -1507,5 +1597,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_org_batch_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_keeps_acknowledged_state, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests_name(g_rt->name, tests, NULL, NULL);
 }

@@ -3,6 +3,9 @@
  * every write(2) becomes one datagram, so a line split over two writes
  * shows up as two datagrams. */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <regex.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -258,6 +261,172 @@ static void test_one_write_per_line(void **state)
     assert_nothing_written();
 }
 
+/* ---- the in-memory ring ------------------------------------------------ */
+
+typedef struct {
+    char comp[400][40];
+    char line[400][256];
+    size_t n;
+    bool log_inside; /* log a line from the callback (must not deadlock) */
+} ring_seen_t;
+
+static void collect(const char *component, const char *line, void *arg)
+{
+    ring_seen_t *r = arg;
+    if (r->n < 400) {
+        snprintf(r->comp[r->n], sizeof r->comp[0], "%s", component);
+        snprintf(r->line[r->n], sizeof r->line[0], "%s", line);
+    }
+    r->n++;
+    if (r->log_inside)
+        plat_log_info("inside", "logged from the ring callback");
+}
+
+static void drain(void)
+{
+    char buf[4096];
+    while (read_write(buf, sizeof buf) > 0) {
+    }
+}
+
+static void test_ring(void **state)
+{
+    (void)state;
+    static ring_seen_t seen;
+    memset(&seen, 0, sizeof seen);
+    /* off by default: nothing kept */
+    assert_int_equal(plat_log_ring_size(), 0);
+    plat_log_info("a", "before id=%d", 0);
+    assert_int_equal(plat_log_ring_foreach(collect, &seen), 0);
+    assert_int_equal(seen.n, 0);
+    assert_int_equal(plat_log_ring_foreach(NULL, NULL), -EINVAL);
+    assert_int_equal(plat_log_ring_enable(PLAT_LOG_RING_LINES_MAX + 1), -EINVAL);
+
+    assert_int_equal(plat_log_ring_enable(3), 0);
+    assert_int_equal(plat_log_ring_size(), 3);
+    for (int i = 0; i < 5; i++)
+        plat_log_info("b", "line %d id=x", i);
+    plat_log_debug("b", "filtered by level");
+    plat_log_set_journal(1); /* the ring keeps timestamps in journal mode too */
+    plat_log_warn("a", "only line key=\"v\"");
+    drain();
+    assert_int_equal(plat_log_ring_foreach(collect, &seen), 0);
+    assert_int_equal(seen.n, 4);
+    /* components in name order, lines oldest first, the last 3 kept */
+    assert_string_equal(seen.comp[0], "a");
+    assert_matches(seen.line[0], "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{12}Z warning " DAEMON
+                                 "/a only line key=\"v\"$");
+    for (int i = 0; i < 3; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "Z info " DAEMON "/b line %d id=x", i + 2);
+        assert_string_equal(seen.comp[1 + i], "b");
+        assert_non_null(strstr(seen.line[1 + i], want));
+    }
+
+    /* a new size drops what was kept; 0 frees it */
+    assert_int_equal(plat_log_ring_enable(2), 0);
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(plat_log_ring_foreach(collect, &seen), 0);
+    assert_int_equal(seen.n, 0);
+    assert_int_equal(plat_log_ring_enable(0), 0);
+    plat_log_info("a", "after id=1");
+    drain();
+    assert_int_equal(plat_log_ring_foreach(collect, &seen), 0);
+    assert_int_equal(seen.n, 0);
+}
+
+/* More components than rings: the last ones share "(other)". A callback
+ * may log (the ring is copied before it runs). */
+static void test_ring_components(void **state)
+{
+    (void)state;
+    static ring_seen_t seen;
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(plat_log_ring_enable(2), 0);
+    for (int i = 0; i < 70; i++) {
+        char comp[48];
+        /* long names are kept truncated to 31 characters and still match */
+        snprintf(comp, sizeof comp, "c%02d-a-component-name-longer-than-31", i);
+        plat_log_info(comp, "one id=%d", i);
+        plat_log_info(comp, "two id=%d", i);
+        drain();
+    }
+    seen.log_inside = true;
+    assert_int_equal(plat_log_ring_foreach(collect, &seen), 0);
+    /* 63 named rings of 2 lines, and "(other)" (sorted first) with the
+     * last 2 lines of the components that found no ring */
+    assert_int_equal(seen.n, 64 * 2);
+    assert_string_equal(seen.comp[0], "(other)");
+    assert_non_null(strstr(seen.line[1], "c69-a-component-name-longer-than-31 two id=69"));
+    assert_int_equal(strlen(seen.comp[2]), 31);
+    assert_string_equal(seen.comp[2], "c00-a-component-name-longer-tha");
+    assert_non_null(strstr(seen.line[3], "/c00-a-component-name-longer-than-31 two id=0"));
+    drain();
+    assert_int_equal(plat_log_ring_enable(0), 0);
+}
+
+#define RING_THREADS 4
+#define RING_LINES 2000
+
+static void *ring_writer(void *arg)
+{
+    char comp[16];
+    snprintf(comp, sizeof comp, "t%d", (int)(intptr_t)arg);
+    for (int i = 0; i < RING_LINES; i++)
+        plat_log_info(comp, "line %d", i);
+    return NULL;
+}
+
+typedef struct {
+    int per_comp[RING_THREADS];
+    int last[RING_THREADS];
+    bool ordered;
+} thr_seen_t;
+
+static void check_thread_line(const char *component, const char *line, void *arg)
+{
+    thr_seen_t *t = arg;
+    int c = component[1] - '0';
+    const char *p = strstr(line, " line ");
+    assert_non_null(p);
+    int n = atoi(p + 6);
+    if (t->per_comp[c] && n != t->last[c] + 1)
+        t->ordered = false;
+    t->last[c] = n;
+    t->per_comp[c]++;
+}
+
+/* Writers on several threads while a reader copies the ring: every line is
+ * whole, each component keeps its last N in order (run under TSan/ASan). */
+static void test_ring_threads(void **state)
+{
+    (void)state;
+    int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    assert_true(devnull >= 0);
+    plat_log_set_fd(devnull);
+    assert_int_equal(plat_log_ring_enable(100), 0);
+    pthread_t th[RING_THREADS];
+    for (int i = 0; i < RING_THREADS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, ring_writer, (void *)(intptr_t)i), 0);
+    for (int k = 0; k < 20; k++) {
+        thr_seen_t mid = {.ordered = true};
+        assert_int_equal(plat_log_ring_foreach(check_thread_line, &mid), 0);
+        assert_true(mid.ordered);
+    }
+    for (int i = 0; i < RING_THREADS; i++)
+        pthread_join(th[i], NULL);
+    thr_seen_t end = {.ordered = true};
+    assert_int_equal(plat_log_ring_foreach(check_thread_line, &end), 0);
+    assert_true(end.ordered);
+    for (int i = 0; i < RING_THREADS; i++) {
+        assert_int_equal(end.per_comp[i], 100);
+        assert_int_equal(end.last[i], RING_LINES - 1);
+    }
+    assert_int_equal(plat_log_ring_enable(0), 0);
+    plat_log_set_fd(sv[0]);
+    close(devnull);
+}
+
 int main(void)
 {
     unsetenv("JOURNAL_STREAM");
@@ -271,6 +440,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_daemon_name_truncated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_line_one_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_write_per_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ring, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ring_components, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ring_threads, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -328,6 +328,113 @@ static void test_destroy_cancels(void **state)
     plat_sync_destroy(NULL);
 }
 
+/* ---- statistics and the reply observer ---------------------------------- */
+
+typedef struct {
+    int calls;
+    char peer[64];
+    uint64_t seq;
+    const Plat__PlatformMessage *reply;
+} obs_t;
+
+static void observer(const char *peer, uint64_t seq, const Plat__PlatformMessage *reply, void *arg)
+{
+    obs_t *o = arg;
+    o->calls++;
+    snprintf(o->peer, sizeof o->peer, "%s", peer);
+    o->seq = seq;
+    o->reply = reply;
+}
+
+static void on_wait(uv_timer_t *t) { *(int *)t->data = 1; }
+
+/* Let at least `ms` pass on the loop (a timer, not a sleep). */
+static void wait_ms(fx_t *f, uint64_t ms)
+{
+    int done = 0;
+    uv_timer_t t;
+    uv_timer_init(&f->loop, &t);
+    t.data = &done;
+    uv_timer_start(&t, on_wait, ms, 0);
+    run_until(f, &done, 5000);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(done, 1);
+}
+
+static void test_stats(void **state)
+{
+    fx_t *f = *state;
+    plat_sync_stats_t st = plat_sync_stats(f->s);
+    assert_int_equal(st.replies + st.timeouts + st.failed + st.added, 0);
+    assert_int_equal(plat_sync_stats(NULL).replies, 0);
+    assert_int_equal(plat_sync_oldest_pending_ms(f->s), 0);
+    assert_int_equal(plat_sync_oldest_pending_ms(NULL), 0);
+    for (size_t i = 1; i < PLAT_SYNC_BUCKETS; i++)
+        assert_true(plat_sync_bucket_le[i] > plat_sync_bucket_le[i - 1]);
+
+    obs_t o = {0};
+    plat_sync_set_reply_observer(f->s, observer, &o);
+    rec_t a = {0}, b = {0}, c = {0}, d = {0};
+    assert_int_equal(plat_sync_add(f->s, PEER_A, 1, 10000, cb, &a), 0);
+    assert_int_equal(plat_sync_add(f->s, PEER_B, 2, 10000, cb, &b), 0);
+    assert_int_equal(plat_sync_add(f->s, PEER_A, 3, 20, cb, &c), 0);
+    assert_int_equal(plat_sync_add(f->s, PEER_A, 4, 10000, cb, &d), 0);
+    assert_int_equal(plat_sync_add(f->s, PEER_A, 4, 10000, cb, &d), -EEXIST); /* not counted */
+    assert_int_equal(plat_sync_stats(f->s).added, 4);
+
+    Plat__PlatformMessage *reply = plat_msg_pong(PLAT__HOST_STATE__HOST_STATE_READY);
+    assert_int_equal(plat_sync_resolve(f->s, PEER_A, 1, reply), 0);
+    assert_int_equal(o.calls, 1);
+    assert_string_equal(o.peer, PEER_A);
+    assert_int_equal(o.seq, 1);
+    assert_ptr_equal(o.reply, reply);
+    /* an unmatched reply is not observed */
+    assert_int_equal(plat_sync_resolve(f->s, PEER_A, 99, reply), -ENOENT);
+    assert_int_equal(o.calls, 1);
+
+    /* b waits at least 30 ms: its duration lands in a bucket above 25 ms,
+     * and meanwhile c times out. */
+    wait_ms(f, 30);
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(c.status, -ETIMEDOUT);
+    assert_true(plat_sync_oldest_pending_ms(f->s) >= 30);
+    assert_int_equal(plat_sync_resolve(f->s, PEER_B, 2, reply), 0);
+    assert_int_equal(o.calls, 2);
+    assert_string_equal(o.peer, PEER_B);
+    assert_int_equal(plat_sync_fail(f->s, PEER_A, 4, -EHOSTUNREACH), 0);
+    assert_int_equal(o.calls, 2); /* failures are no replies */
+
+    st = plat_sync_stats(f->s);
+    assert_int_equal(st.replies, 2);
+    assert_int_equal(st.timeouts, 1);
+    assert_int_equal(st.failed, 1);
+    uint64_t sum = 0, slow = 0;
+    for (size_t i = 0; i <= PLAT_SYNC_BUCKETS; i++) {
+        sum += st.bucket[i];
+        if (i == PLAT_SYNC_BUCKETS || plat_sync_bucket_le[i] >= 0.025)
+            slow += st.bucket[i];
+    }
+    assert_int_equal(sum, 2);
+    assert_true(slow >= 1);
+    assert_true(st.sum_ns >= 30u * 1000000u);
+    assert_int_equal(plat_sync_oldest_pending_ms(f->s), 0);
+
+    /* off again */
+    plat_sync_set_reply_observer(f->s, NULL, NULL);
+    assert_int_equal(plat_sync_add(f->s, PEER_A, 5, 10000, cb, &a), 0);
+    assert_int_equal(plat_sync_resolve(f->s, PEER_A, 5, reply), 0);
+    assert_int_equal(o.calls, 2);
+    plat_envelope_free(&reply);
+
+    /* destroy cancels what is left: counted as failed, not as timeouts */
+    assert_int_equal(plat_sync_add(f->s, PEER_A, 6, 10000, cb, &a), 0);
+    plat_sync_stats_t before = plat_sync_stats(f->s);
+    assert_int_equal(before.failed, 1);
+    plat_sync_destroy(&f->s);
+    assert_int_equal(a.status, -ECANCELED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -341,6 +448,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fail_peer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_add_from_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_destroy_cancels, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -602,5 +602,10 @@ const ctl_cmd_t ctl_commands[] = {
     {"invoke", "UUID [--path P] [--method M] [--data STRING|@file] [--content-type T]", 1,
      OPT_PATH | OPT_METHOD | OPT_DATA | OPT_CONTENT_TYPE, cmd_invoke,
      "send an event to an instance; prints the plugin's answer"},
+    {"diag", "", 0, 0, ctl_cmd_diag, "everything the platform knows about itself, for debugging"},
+    {"logs", "HOST_ID [--follow]", 1, OPT_FOLLOW, ctl_cmd_logs,
+     "a host's captured output (--follow: keep reading until the host ends)"},
+    {"trace", "ID on|off", 2, 0, ctl_cmd_trace,
+     "log the bus messages of an instance or host (host-<uuid>) in platformd's log"},
     {NULL, NULL, 0, 0, NULL, NULL},
 };

@@ -31,6 +31,7 @@ enum {
     OPT_METHOD = 1 << 6,
     OPT_DATA = 1 << 7,
     OPT_CONTENT_TYPE = 1 << 8,
+    OPT_FOLLOW = 1 << 9, /* a flag without a value (logs --follow) */
 };
 
 #define CTL_POOL 8
@@ -42,7 +43,7 @@ typedef struct {
     const char *token_file; /* for mutating requests */
     bool json;              /* print the response JSON as received */
     long timeout_ms;
-    const char *opt[9];   /* command options, indexed by the OPT_ bit number */
+    const char *opt[10];  /* command options, indexed by the OPT_ bit number */
     unsigned opts_given;  /* OPT_ bits seen */
     char *pool[CTL_POOL]; /* escaped path segments, freed at exit */
     size_t n_pool;
@@ -95,5 +96,13 @@ typedef struct {
 
 /* The command table, terminated by a NULL name. */
 extern const ctl_cmd_t ctl_commands[];
+
+/* keygen.c: `platformctl keygen ARGS` (args after "keygen"). */
+int ctl_keygen_main(int argc, char **argv);
+
+/* diag.c: `diag`, `logs ID [--follow]`, `trace ID on|off`. */
+int ctl_cmd_diag(ctl_t *c, char **args);
+int ctl_cmd_logs(ctl_t *c, char **args);
+int ctl_cmd_trace(ctl_t *c, char **args);
 
 #endif

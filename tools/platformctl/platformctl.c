@@ -25,7 +25,8 @@
 /* Command options by name; the index is the OPT_ bit number. */
 static const char *const g_opt_names[] = {"--mode",   "--hostboot", "--config",
                                           "--org",    "--version",  "--path",
-                                          "--method", "--data",     "--content-type"};
+                                          "--method", "--data",     "--content-type",
+                                          "--follow"};
 
 static int bit_index(unsigned bit)
 {
@@ -274,7 +275,10 @@ static void usage(FILE *out)
           "Exit codes: 0 ok, 1 API error, 2 usage error, 3 cannot reach the API,\n"
           "4 not found (404), 5 conflict or invalid transition (409), 6 unauthorized\n"
           "(401, or the token file cannot be read). invoke: 0 when the plugin answered\n"
-          "2xx, 1 otherwise. See docs/platformctl.md.\n",
+          "2xx, 1 otherwise. See docs/platformctl.md.\n"
+          "\n"
+          "  platformctl keygen --secret FILE [--public FILE] [--force]\n"
+          "                     create a CURVE key pair for the bus (local; docs/security.md)\n",
           out);
 }
 
@@ -413,6 +417,11 @@ static int run(int argc, char **argv)
             free(pos);
             return CTL_EXIT_OK;
         }
+        if (strcmp(a, "--follow") == 0 || strcmp(a, "-f") == 0) { /* a flag, no value */
+            c.opt[bit_index(OPT_FOLLOW)] = "";
+            c.opts_given |= OPT_FOLLOW;
+            continue;
+        }
         bool known = false;
         for (size_t g = 0; g < sizeof g_global_with_value / sizeof *g_global_with_value; g++) {
             if (option_is(a, g_global_with_value[g])) {
@@ -477,6 +486,9 @@ static int run(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* Local, no API: a CURVE key pair for the bus (keygen.c). */
+    if (argc > 1 && strcmp(argv[1], "keygen") == 0)
+        return ctl_keygen_main(argc - 2, argv + 2);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
         fprintf(stderr, "platformctl: cannot initialise libcurl\n");
         return CTL_EXIT_API;

@@ -6,8 +6,19 @@
  *   1. frame count / size checks (endpoint), then plat_envelope_decode;
  *      failures are dropped and reported through on_drop;
  *   2. ROUTER only: header.source.id must equal the connection's identity
- *      (its routing id, or its ZAP User-Id once CURVE is on) — else dropped
- *      as PLAT_BUS_DROP_SPOOFED;
+ *      (its routing id, or its ZAP User-Id once CURVE is on), and with CURVE
+ *      the routing id must equal the User-Id too — else dropped as
+ *      PLAT_BUS_DROP_SPOOFED;
+ *   2b. ROUTER with platform_only: an endpoint other than the platform may
+ *      address only the platform — else PLAT_BUS_DROP_FORBIDDEN
+ *      (a request is answered -EACCES);
+ *   2c. ROUTER only, for every message but a REPLY: the sender's token
+ *      bucket (rate_per_sec, rate_burst) — else PLAT_BUS_DROP_RATE_LIMITED;
+ *      and for a REQUEST to the platform, fewer than max_pending requests of
+ *      that sender still unanswered — else PLAT_BUS_DROP_BUSY. Both answer
+ *      a request -EBUSY (at most a few such answers per second per peer, so
+ *      a flood costs the platform little and the other peers, fair-queued
+ *      by the ROUTER, keep flowing);
  *   3. a REPLY whose destination is this endpoint resolves its pending
  *      request by (source id, seq_no); one with nothing pending is dropped
  *      as PLAT_BUS_DROP_LATE_REPLY;
@@ -38,6 +49,9 @@ typedef enum {
     PLAT_BUS_DROP_SPOOFED,      /* source id != authenticated identity */
     PLAT_BUS_DROP_LATE_REPLY,   /* reply with no pending request */
     PLAT_BUS_DROP_MISDIRECTED,  /* DEALER: destination is not us */
+    PLAT_BUS_DROP_FORBIDDEN,    /* ROUTER: a peer addressed another peer */
+    PLAT_BUS_DROP_RATE_LIMITED, /* ROUTER: over the peer's request rate */
+    PLAT_BUS_DROP_BUSY,         /* ROUTER: too many requests pending from the peer */
     PLAT_BUS_DROP__COUNT
 } plat_bus_drop_t;
 
@@ -76,6 +90,12 @@ typedef struct {
     plat_bus_message_cb on_message;
     plat_bus_drop_cb on_drop;   /* optional */
     void *arg;                  /* passed to both callbacks */
+    /* ROUTER limits (0 = unlimited); see the receive path above. */
+    uint32_t rate_per_sec;      /* messages (not replies) per second per peer */
+    uint32_t rate_burst;        /* bucket size; 0 = rate_per_sec */
+    uint32_t max_pending;       /* unanswered requests to the platform per peer */
+    bool platform_only;         /* ROUTER: peers may address this ROUTER only (no
+                                   forwarding between them) */
 } plat_bus_opts_t;
 
 /* Create, bind/connect and start watching. NULL on failure (errno set). */
@@ -122,6 +142,9 @@ int plat_bus_reply_error(plat_bus_t *bus, const Plat__PlatformMessage *request, 
 /* ROUTER: send already-encoded bytes unchanged to routing id `peer`.
  * Returns 0, -EHOSTUNREACH, -EAGAIN. */
 int plat_bus_forward(plat_bus_t *bus, const char *peer, const uint8_t *raw, size_t len);
+
+/* Requests of `peer` to this ROUTER not answered yet (max_pending). */
+unsigned plat_bus_pending(const plat_bus_t *bus, const char *peer);
 
 /* Human-readable name of a drop reason ("spoofed source", ...). */
 const char *plat_bus_drop_name(plat_bus_drop_t reason);

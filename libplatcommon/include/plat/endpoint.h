@@ -19,7 +19,24 @@ typedef struct {
     int sndhwm;          /* 0 = 1000 */
     int rcvhwm;          /* 0 = 1000 */
     int linger_ms;       /* on destroy; default 0 */
+    /* CURVE (Z85 keys, 40 characters; NULL = plaintext). ROUTER: with
+     * curve_secret set it is a CURVE server in ZAP domain
+     * PLAT_ZAP_DOMAIN — a ZAP handler must be bound on
+     * inproc://zeromq.zap.01 in the czmq context first, or CURVE admits
+     * any client that knows the public key. DEALER: with curve_secret and
+     * curve_server_key set it is a CURVE client of that server; when both
+     * are NULL the process default (plat_endpoint_set_default_curve) is
+     * used. The strings are copied into the socket at creation. */
+    const char *curve_secret;     /* own secret key */
+    const char *curve_server_key; /* DEALER: the ROUTER's public key */
 } plat_endpoint_opts_t;
+
+#define PLAT_ZAP_DOMAIN "platform"
+
+/* Process-wide CURVE client keys for DEALERs created without their own
+ * (e.g. by a library that builds its endpoint options itself). NULL,NULL
+ * clears. Copied. Returns 0 or -EINVAL for a malformed key. */
+int plat_endpoint_set_default_curve(const char *secret_z85, const char *server_public_z85);
 
 typedef enum {
     PLAT_ENDPOINT_ROUTER,
@@ -30,7 +47,8 @@ typedef enum {
  * with errno set (EADDRINUSE, EINVAL...). `opts` may be NULL. */
 plat_endpoint_t *plat_endpoint_router_new(const char *bind_addr, const plat_endpoint_opts_t *opts);
 
-/* Connect a DEALER with routing id `identity` to `connect_addr`. */
+/* Connect a DEALER with routing id `identity` to `connect_addr`. -EINVAL
+ * (errno) for malformed CURVE keys. */
 plat_endpoint_t *plat_endpoint_dealer_new(const char *identity, const char *connect_addr,
                                           const plat_endpoint_opts_t *opts);
 

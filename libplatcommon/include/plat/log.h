@@ -7,6 +7,7 @@
 #define PLAT_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 /* Values are syslog priorities, so they double as the <N> journal prefix. */
 typedef enum {
@@ -39,6 +40,30 @@ void plat_log_set_fd(int fd);
 void plat_log(plat_log_level_t level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void plat_logv(plat_log_level_t level, const char *component, const char *fmt, va_list ap);
+
+/* ---- in-memory ring (diagnostics) --------------------------------------
+ * When enabled, the last `lines` lines logged by each component (lines that
+ * passed the level filter) are kept in memory, so a daemon can show them
+ * (platformd: GET /api/v1/diag). Every stored line is
+ *   "2026-11-25T10:11:12.345Z info platformd/router message key=value"
+ * whatever the output format. At most PLAT_LOG_RING_COMPONENTS components
+ * get their own ring; lines of later ones share the ring of "(other)".
+ * Thread-safe (one mutex; never held while writing the output). */
+#define PLAT_LOG_RING_COMPONENTS 64
+#define PLAT_LOG_RING_LINES_MAX 10000
+
+/* Keep the last `lines` lines per component (1..PLAT_LOG_RING_LINES_MAX);
+ * 0 turns the ring off and frees it (the default). Changing the size drops
+ * what was kept. 0, -EINVAL (too large) or -ENOMEM. */
+int plat_log_ring_enable(size_t lines);
+size_t plat_log_ring_size(void);
+
+/* Called once per kept line: components in name order, each component's
+ * lines oldest first. `component` and `line` (no trailing newline) are
+ * valid during the call only. The ring is copied first, so `fn` may log. */
+typedef void (*plat_log_ring_fn)(const char *component, const char *line, void *arg);
+/* 0, or -ENOMEM (nothing was called). */
+int plat_log_ring_foreach(plat_log_ring_fn fn, void *arg);
 
 #define plat_log_err(comp, ...) plat_log(PLAT_LOG_ERR, comp, __VA_ARGS__)
 #define plat_log_warn(comp, ...) plat_log(PLAT_LOG_WARNING, comp, __VA_ARGS__)

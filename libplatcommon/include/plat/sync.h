@@ -44,4 +44,35 @@ void plat_sync_fail_peer(plat_sync_t *s, const char *peer, int status);
 
 size_t plat_sync_pending(const plat_sync_t *s);
 
+/* ---- statistics (for /metrics and diag) ------------------------------- */
+
+/* Upper bounds (seconds) of the latency histogram's finite buckets, in
+ * increasing order; a last, implicit bucket is +Inf. */
+#define PLAT_SYNC_BUCKETS 14
+extern const double plat_sync_bucket_le[PLAT_SYNC_BUCKETS];
+
+typedef struct {
+    /* Requests answered by a reply (status 0), by time from plat_sync_add to
+     * the reply: bucket[i] counts those with duration <= le[i] and > le[i-1]
+     * (not cumulative); bucket[PLAT_SYNC_BUCKETS] those above every bound. */
+    uint64_t bucket[PLAT_SYNC_BUCKETS + 1];
+    uint64_t replies;   /* sum of bucket[] */
+    uint64_t sum_ns;    /* total duration of those, nanoseconds */
+    uint64_t timeouts;  /* completed with -ETIMEDOUT */
+    uint64_t failed;    /* completed otherwise (plat_sync_fail*, -ECANCELED) */
+    uint64_t added;     /* plat_sync_add successes */
+} plat_sync_stats_t;
+
+/* Counters since plat_sync_new (all zero for NULL). */
+plat_sync_stats_t plat_sync_stats(const plat_sync_t *s);
+
+/* Age in ms of the oldest pending request (0 when none). */
+uint64_t plat_sync_oldest_pending_ms(const plat_sync_t *s);
+
+/* Called by plat_sync_resolve with every reply that matched a pending
+ * request, before its callback (platformd's tracing). NULL turns it off. */
+typedef void (*plat_sync_reply_observer)(const char *peer, uint64_t seq,
+                                         const Plat__PlatformMessage *reply, void *arg);
+void plat_sync_set_reply_observer(plat_sync_t *s, plat_sync_reply_observer fn, void *arg);
+
 #endif

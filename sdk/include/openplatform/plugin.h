@@ -19,12 +19,14 @@
  * shared object needs no symbol from the host) and name it in the package's
  * manifest.json as "entry".
  *
- * ABI. The host refuses (error -EPROTO, naming both versions) a descriptor
- * whose abi_version is not the host's OP_PLUGIN_ABI_VERSION, and a shared
- * object without the descriptor symbol. The host's function table carries
- * its own size and version so it can grow at the end without breaking
- * plugins built against an older header; the wrappers below return -ENOSYS
- * (or NULL) when a plugin built against a newer header runs on an older host.
+ * ABI. The descriptor carries its abi_version. The host accepts every
+ * version from 1 up to its own OP_PLUGIN_ABI_VERSION (version 1 has no
+ * on_task, which the host then never reads) and refuses (error -EPROTO,
+ * naming the versions) a newer one, and a shared object without the
+ * descriptor symbol. The host's function table carries its own size and
+ * version so it can grow without breaking plugins built against an older
+ * header; the wrappers below return -ENOSYS (or a neutral value) when a
+ * plugin built against a newer header runs on an older host.
  *
  * Hooks. Every hook returns 0 on success or a negative errno value
  * (-EINVAL, -EIO, ...), which the platform reports as the action's error.
@@ -38,6 +40,8 @@
  *              failure makes the platform roll back to the old version
  *   start      / stop: the instance begins / ends serving events
  *   on_event   an event (an HTTP invoke): fill the response
+ *   on_task    a scheduled task registered with op_task_register is due
+ *              (ABI 2)
  *
  * Threading. Hooks run on a worker thread of the host, never on the thread
  * that talks to the platform, so a slow hook leaves the host "busy", not
@@ -49,9 +53,32 @@
  * global (static variables) yourself.
  *
  * Lifetimes. The context is valid during a hook only; do not keep it. The
- * strings returned by op_config, op_instance_id, op_org and
- * op_plugin_version are valid until the hook returns (copy what you keep).
- * The request and response are valid during on_event only. */
+ * strings returned by op_config, op_instance_id, op_org,
+ * op_plugin_version and op_last_error are valid until the hook returns
+ * (copy what you keep). The request and response are valid during on_event
+ * only. Results of resource calls (op_db_result_t, op_http_response_t,
+ * op_file_list_t, op_file_read's data) are the plugin's: each is one
+ * allocation, released with its op_*_free (or op_free) at any time.
+ *
+ * Resources and abilities (host API version 2). From a hook, a plugin
+ * reaches the outside world only through the platform, which enforces the
+ * manifest's permissions: its own SQLite database (op_db_exec), outbound
+ * HTTP (op_http_request), files under its own directory (op_file_*),
+ * scheduled tasks (op_task_register) and a web service (op_service_register).
+ * Every call is synchronous: the hook's thread waits for the platform's
+ * answer. Each returns 0 or a negative errno, and op_last_error(ctx) gives
+ * the platform's message for it:
+ *   -EACCES        denied by the manifest, the DB authorizer or the sandbox
+ *   -ETIMEDOUT     statement time limit, HTTP timeout, or no answer
+ *   -EFBIG         result, response or file over its cap (-EDQUOT: quota)
+ *   -ECONNREFUSED / -EHOSTUNREACH   HTTP connect failed
+ *   -EINVAL        bad request (SQL syntax, bad path, URL, method, cron)
+ *   -ENOENT        no such file
+ *   -ENOTCONN      the host has lost the platform for now
+ *   -ECANCELED     the host is stopping
+ *   -ENOSYS        this host offers no resources (an older host, or a
+ *                  runner without a platform)
+ * Calls are valid only on the hook's own thread, during the hook. */
 #ifndef OPENPLATFORM_PLUGIN_H
 #define OPENPLATFORM_PLUGIN_H
 
@@ -60,16 +87,21 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Version of struct op_plugin and of the hooks' meaning. */
-#define OP_PLUGIN_ABI_VERSION 1
+/* Version of struct op_plugin and of the hooks' meaning.
+ *   1  install .. on_event
+ *   2  + on_task */
+#define OP_PLUGIN_ABI_VERSION 2
 
-/* Version of the host's function table (struct op_host_api). */
-#define OP_HOST_API_VERSION 1
+/* Version of the host's function table (struct op_host_api).
+ *   1  log, context, response
+ *   2  + resources (db, http, file), abilities (task, service), last_error */
+#define OP_HOST_API_VERSION 2
 
 /* Log levels: syslog priorities. */
 typedef enum {
@@ -105,6 +137,59 @@ typedef struct {
     size_t body_len;
 } op_request_t;
 
+/* ---- resource types ---------------------------------------------------- */
+
+/* A SQLite value: a bound parameter or a cell of a result. */
+typedef enum {
+    OP_DB_NULL = 0,
+    OP_DB_INTEGER = 1,
+    OP_DB_REAL = 2,
+    OP_DB_TEXT = 3,
+    OP_DB_BLOB = 4,
+} op_db_type_t;
+
+typedef struct {
+    int type;          /* op_db_type_t */
+    int64_t integer;   /* OP_DB_INTEGER */
+    double real;       /* OP_DB_REAL */
+    const void *data;  /* OP_DB_TEXT (UTF-8; NUL-terminated in results) / OP_DB_BLOB */
+    size_t len;        /* bytes of data, without the NUL */
+} op_db_value_t;
+
+/* The rows of one statement. `values` holds n_rows * n_columns cells, row
+ * after row (op_db_cell). One allocation: op_db_result_free. */
+typedef struct {
+    size_t n_columns;
+    const char *const *columns;  /* column names */
+    size_t n_rows;
+    const op_db_value_t *values;
+    int64_t changes;             /* rows changed by a write */
+    int64_t last_insert_id;
+} op_db_result_t;
+
+/* An outbound HTTP response. `body` has a NUL after body_len bytes (not
+ * counted) for convenience. One allocation: op_http_response_free. */
+typedef struct {
+    unsigned status;
+    size_t n_headers;
+    const op_header_t *headers;
+    const uint8_t *body;
+    size_t body_len;
+} op_http_response_t;
+
+/* One entry of a directory listing. */
+typedef struct {
+    const char *name;
+    uint64_t size;
+    int dir;           /* 1 for a directory */
+} op_file_entry_t;
+
+/* One allocation: op_file_list_free. */
+typedef struct {
+    size_t n_entries;
+    const op_file_entry_t *entries;
+} op_file_list_t;
+
 /* The host's function table. Grows only at the end; `size` tells how much
  * of it the running host provides. Plugins use the wrappers below. */
 struct op_host_api {
@@ -121,13 +206,28 @@ struct op_host_api {
     int (*response_set_status)(op_response_t *resp, unsigned status);
     int (*response_set_body)(op_response_t *resp, const void *data, size_t len);
     int (*response_add_header)(op_response_t *resp, const char *name, const char *value);
-    /* Later (not in OP_HOST_API_VERSION 1): the resources — the
-     * instance's database, outbound HTTP, files under its own directory,
-     * scheduled tasks, a web service — and ability registration. New
-     * functions take these slots in order (a host that predates one leaves
-     * it NULL, and its wrapper answers -ENOSYS), then grow the table past
-     * them with a larger `size`; a higher `version` announces each step. */
-    void *reserved[16];
+    /* OP_HOST_API_VERSION 2: resources and abilities. These took the
+     * first reserved slots, in order (a version-1 host has NULL there, and
+     * the wrappers answer -ENOSYS). */
+    int (*db_exec)(op_ctx_t *ctx, const char *sql, const op_db_value_t *params, size_t n_params,
+                   op_db_result_t **out);
+    int (*http_request)(op_ctx_t *ctx, const char *method, const char *url,
+                        const op_header_t *headers, size_t n_headers, const void *body,
+                        size_t body_len, op_http_response_t **out);
+    int (*file_read)(op_ctx_t *ctx, const char *path, void **data, size_t *len);
+    int (*file_write)(op_ctx_t *ctx, const char *path, const void *data, size_t len);
+    int (*file_list)(op_ctx_t *ctx, const char *dir, op_file_list_t **out);
+    int (*file_delete)(op_ctx_t *ctx, const char *path);
+    int (*task_register)(op_ctx_t *ctx, const char *cron, const char *name);
+    int (*task_unregister)(op_ctx_t *ctx, const char *name);
+    int (*service_register)(op_ctx_t *ctx, unsigned port, const char *health_path);
+    int (*service_unregister)(op_ctx_t *ctx);
+    const char *(*last_error)(op_ctx_t *ctx);
+    /* Later functions take these slots in order (a host that predates one
+     * leaves it NULL, and its wrapper answers -ENOSYS), then grow the table
+     * past them with a larger `size`; a higher `version` announces each
+     * step. */
+    void *reserved[5];
 };
 
 /* The table pointer that starts every context and response. */
@@ -149,6 +249,12 @@ struct op_plugin {
     int (*start)(op_ctx_t *ctx);
     int (*stop)(op_ctx_t *ctx);
     int (*on_event)(op_ctx_t *ctx, const op_request_t *req, op_response_t *resp);
+    /* ABI 2. A scheduled task registered with op_task_register is due:
+     * `name` is the task's, `scheduled_unix_ms` the time it was due, and
+     * `missed` is 1 when it fires late, once, for runs missed while the
+     * platform was down. Runs like the other hooks (one at a time per
+     * instance). NULL: the task's runs fail with -EOPNOTSUPP. */
+    int (*on_task)(op_ctx_t *ctx, const char *name, int64_t scheduled_unix_ms, int missed);
 };
 
 /* The symbol the host looks up. */
@@ -266,6 +372,175 @@ static inline int op_response_add_header(op_response_t *resp, const char *name,
     const struct op_host_api *api = resp ? OP__API(resp) : NULL;
     return OP_HOST_HAS(api, response_add_header) ? api->response_add_header(resp, name, value)
                                                   : -ENOSYS;
+}
+
+/* ---- resources --------------------------------------------------------- */
+
+/* Why the last resource or ability call of this hook failed: the
+ * platform's message ("" when it succeeded). */
+static inline const char *op_last_error(op_ctx_t *ctx)
+{
+    const struct op_host_api *api = ctx ? OP__API(ctx) : NULL;
+    return OP_HOST_HAS(api, last_error) ? api->last_error(ctx)
+                                        : "the host offers no resources (host API < 2)";
+}
+
+/* Release anything a resource call handed over (NULL-safe). */
+static inline void op_free(void *p) { free(p); }
+
+/* Parameters for op_db_exec. */
+static inline op_db_value_t op_db_null(void)
+{
+    op_db_value_t v = {OP_DB_NULL, 0, 0.0, NULL, 0};
+    return v;
+}
+static inline op_db_value_t op_db_int(int64_t i)
+{
+    op_db_value_t v = {OP_DB_INTEGER, i, 0.0, NULL, 0};
+    return v;
+}
+static inline op_db_value_t op_db_real(double d)
+{
+    op_db_value_t v = {OP_DB_REAL, 0, d, NULL, 0};
+    return v;
+}
+/* A NUL-terminated string (NULL binds SQL NULL). */
+static inline op_db_value_t op_db_text(const char *s)
+{
+    op_db_value_t v = {s ? OP_DB_TEXT : OP_DB_NULL, 0, 0.0, s, 0};
+    size_t n = 0;
+    while (s && s[n])
+        n++;
+    v.len = n;
+    return v;
+}
+static inline op_db_value_t op_db_blob(const void *data, size_t len)
+{
+    op_db_value_t v = {OP_DB_BLOB, 0, 0.0, data, len};
+    return v;
+}
+
+/* Run one SQL statement with bound parameters (?1, ?2 ... in order) in the
+ * instance's own SQLite database. `out` (may be NULL when the rows are not
+ * wanted) gets the typed result: free it with op_db_result_free. ATTACH,
+ * DETACH, load_extension and file pragmas are denied (-EACCES); a statement
+ * over the platform's time limit is stopped (-ETIMEDOUT); a result over the
+ * row/byte cap fails (-EFBIG); bad SQL is -EINVAL. */
+static inline int op_db_exec(op_ctx_t *ctx, const char *sql, const op_db_value_t *params,
+                             size_t n_params, op_db_result_t **out)
+{
+    const struct op_host_api *api = ctx ? OP__API(ctx) : NULL;
+    if (out)
+        *out = NULL;
+    return OP_HOST_HAS(api, db_exec) ? api->db_exec(ctx, sql, params, n_params, out) : -ENOSYS;
+}
+
+static inline void op_db_result_free(op_db_result_t *res) { free(res); }
+
+/* The cell at (row, col), or NULL out of range. */
+static inline const op_db_value_t *op_db_cell(const op_db_result_t *res, size_t row, size_t col)
+{
+    if (!res || row >= res->n_rows || col >= res->n_columns)
+        return NULL;
+    return &res->values[row * res->n_columns + col];
+}
+
+/* An outbound HTTP request (GET, POST, PUT, DELETE, PATCH, HEAD) through
+ * the platform, to a target the manifest's permissions.http allows (else
+ * -EACCES; redirects are followed only to allowed targets). `out` gets the
+ * response, whatever its status: free it with op_http_response_free.
+ * Errors: -ETIMEDOUT, -EFBIG (response over the cap), -ECONNREFUSED /
+ * -EHOSTUNREACH, -EINVAL (bad URL or method). */
+static inline int op_http_request(op_ctx_t *ctx, const char *method, const char *url,
+                                  const op_header_t *headers, size_t n_headers, const void *body,
+                                  size_t body_len, op_http_response_t **out)
+{
+    const struct op_host_api *api = ctx ? OP__API(ctx) : NULL;
+    if (out)
+        *out = NULL;
+    return OP_HOST_HAS(api, http_request)
+               ? api->http_request(ctx, method, url, headers, n_headers, body, body_len, out)
+               : -ENOSYS;
+}
+
+static inline void op_http_response_free(op_http_response_t *resp) { free(resp); }
+
+/* Files under the instance's own directory; `path` is relative to it
+ * (absolute paths, "..", and symlinks leading out are refused: -EACCES or
+ * -EINVAL). op_file_read: *data gets the content plus a NUL (not counted
+ * in *len); free it with op_free. op_file_write creates or replaces the
+ * file (-EFBIG over the per-file cap, -EDQUOT over the instance's quota).
+ * op_file_list lists a directory ("" = the root); free with
+ * op_file_list_free. op_file_delete removes a file or an empty directory.
+ * A missing file is -ENOENT. */
+static inline int op_file_read(op_ctx_t *ctx, const char *path, void **data, size_t *len)
+{
+    const struct op_host_api *api = ctx ? OP__API(ctx) : NULL;
+    if (data)
+        *data = NULL;
+    if (len)
+        *len = 0;
+    return OP_HOST_HAS(api, file_read) ? api->file_read(ctx, path, data, len) : -ENOSYS;
+}
+
+static inline int op_file_write(op_ctx_t *ctx, const char *path, const void *data, size_t len)
+{
+    const struct op_host_api *api = ctx ? OP__API(ctx) : NULL;
+    return OP_HOST_HAS(api, file_write) ? api->file_write(ctx, path, data, len) : -ENOSYS;
+}
+
+static inline int op_file_list(op_ctx_t *ctx, const char *dir, op_file_list_t **out)
+{
+    const struct op_host_api *api = ctx ? OP__API(ctx) : NULL;
+    if (out)
+        *out = NULL;
+    return OP_HOST_HAS(api, file_list) ? api->file_list(ctx, dir, out) : -ENOSYS;
+}
+
+static inline void op_file_list_free(op_file_list_t *list) { free(list); }
+
+static inline int op_file_delete(op_ctx_t *ctx, const char *path)
+{
+    const struct op_host_api *api = ctx ? OP__API(ctx) : NULL;
+    return OP_HOST_HAS(api, file_delete) ? api->file_delete(ctx, path) : -ENOSYS;
+}
+
+/* ---- abilities --------------------------------------------------------- */
+
+/* Register (or replace) the scheduled task `name`: a standard 5-field cron
+ * expression (minute hour day-of-month month day-of-week, e.g. "0 * * * *"
+ * hourly, "30 6 * * 1-5" at 06:30 on weekdays). The
+ * platform calls on_task when it is due, starting a host for the instance
+ * if its mode needs one; the registration persists across restarts.
+ * -EINVAL for a bad expression. */
+static inline int op_task_register(op_ctx_t *ctx, const char *cron, const char *name)
+{
+    const struct op_host_api *api = ctx ? OP__API(ctx) : NULL;
+    return OP_HOST_HAS(api, task_register) ? api->task_register(ctx, cron, name) : -ENOSYS;
+}
+
+/* Remove the task `name` (-ENOENT if there is none). */
+static inline int op_task_unregister(op_ctx_t *ctx, const char *name)
+{
+    const struct op_host_api *api = ctx ? OP__API(ctx) : NULL;
+    return OP_HOST_HAS(api, task_unregister) ? api->task_unregister(ctx, name) : -ENOSYS;
+}
+
+/* Register the instance's web service: an HTTP server the plugin runs on
+ * 127.0.0.1:`port`. The platform proxies /plugins/<uuid>/svc/... to it and
+ * checks `health_path` (e.g. "/health") on an interval, answering 503
+ * while it is unhealthy. Registering again replaces it. */
+static inline int op_service_register(op_ctx_t *ctx, unsigned port, const char *health_path)
+{
+    const struct op_host_api *api = ctx ? OP__API(ctx) : NULL;
+    return OP_HOST_HAS(api, service_register) ? api->service_register(ctx, port, health_path)
+                                               : -ENOSYS;
+}
+
+static inline int op_service_unregister(op_ctx_t *ctx)
+{
+    const struct op_host_api *api = ctx ? OP__API(ctx) : NULL;
+    return OP_HOST_HAS(api, service_unregister) ? api->service_unregister(ctx) : -ENOSYS;
 }
 
 #ifdef __cplusplus

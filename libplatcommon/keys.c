@@ -1,0 +1,246 @@
+/* CURVE key pairs as Z85 files. See keys.h. */
+#include "plat/keys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+void plat_keys_wipe(plat_keypair_t *kp)
+{
+    if (kp)
+        explicit_bzero(kp, sizeof *kp);
+}
+
+bool plat_key_z85_valid(const char *z85)
+{
+    uint8_t bin[PLAT_KEY_BIN_LEN];
+    return plat_key_to_bin(z85, bin) == 0;
+}
+
+int plat_key_to_bin(const char *z85, uint8_t out[PLAT_KEY_BIN_LEN])
+{
+    if (!z85 || strlen(z85) != PLAT_KEY_Z85_LEN)
+        return -EINVAL;
+    return zmq_z85_decode(out, z85) ? 0 : -EINVAL;
+}
+
+int plat_key_from_bin(const uint8_t *bin, size_t len, char out[PLAT_KEY_Z85_LEN + 1])
+{
+    out[0] = 0;
+    if (!bin || len != PLAT_KEY_BIN_LEN)
+        return -EINVAL;
+    return zmq_z85_encode(out, bin, len) ? 0 : -EINVAL;
+}
+
+int plat_keys_new(plat_keypair_t *kp)
+{
+    memset(kp, 0, sizeof *kp);
+    if (!zmq_has("curve"))
+        return -ENOTSUP;
+    if (zmq_curve_keypair(kp->public_z85, kp->secret_z85) != 0)
+        return -EIO;
+    return 0;
+}
+
+int plat_keys_derive_public(plat_keypair_t *kp)
+{
+    if (!plat_key_z85_valid(kp->secret_z85))
+        return -EINVAL;
+    return zmq_curve_public(kp->public_z85, kp->secret_z85) == 0 ? 0 : -EINVAL;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Write `line` + "\n" to `path` with `mode`, atomically. */
+static int write_key_file(const char *path, const char *line, mode_t mode, char *why,
+                          size_t why_size)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp) {
+        snprintf(why, why_size, "%s: path too long", path);
+        return -ENAMETOOLONG;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(why, why_size, "%s: cannot create: %s", tmp, strerror(e));
+        return -e;
+    }
+    char buf[PLAT_KEY_Z85_LEN + 2];
+    snprintf(buf, sizeof buf, "%s\n", line);
+    int rc = fchmod(fd, mode) == 0 ? 0 : -errno;
+    if (rc == 0)
+        rc = write_all(fd, buf, strlen(buf));
+    if (rc == 0 && fsync(fd) != 0)
+        rc = -errno;
+    explicit_bzero(buf, sizeof buf);
+    if (close(fd) != 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc < 0) {
+        snprintf(why, why_size, "%s: cannot write: %s", path, strerror(-rc));
+        unlink(tmp);
+    }
+    return rc;
+}
+
+int plat_keys_save(const char *secret_path, const char *public_path, const plat_keypair_t *kp,
+                   bool overwrite, char *why, size_t why_size)
+{
+    if (!plat_key_z85_valid(kp->secret_z85) || !plat_key_z85_valid(kp->public_z85)) {
+        snprintf(why, why_size, "not a key pair");
+        return -EINVAL;
+    }
+    struct stat st;
+    if (!overwrite && lstat(secret_path, &st) == 0) {
+        snprintf(why, why_size, "%s: exists (not replaced)", secret_path);
+        return -EEXIST;
+    }
+    int rc = write_key_file(secret_path, kp->secret_z85, 0600, why, why_size);
+    if (rc == 0 && public_path)
+        rc = write_key_file(public_path, kp->public_z85, 0644, why, why_size);
+    return rc;
+}
+
+int plat_keys_check_private(const char *path, char *why, size_t why_size)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        int e = errno;
+        snprintf(why, why_size, "%s: %s", path, strerror(e));
+        return -e;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(why, why_size, "%s: not a regular file", path);
+        return -EPERM;
+    }
+    if (st.st_uid != geteuid()) {
+        snprintf(why, why_size, "%s: owned by uid %d, not by this user (uid %d)", path,
+                 (int)st.st_uid, (int)geteuid());
+        return -EPERM;
+    }
+    if (st.st_mode & 077) {
+        snprintf(why, why_size, "%s: mode %04o, must be 0600 (no group or other access)", path,
+                 (unsigned)(st.st_mode & 07777));
+        return -EPERM;
+    }
+    return 0;
+}
+
+/* The first line of `path` (at most 127 bytes) into buf, trimmed. */
+static int read_line(int fd, char *buf, size_t size)
+{
+    size_t n = 0;
+    while (n + 1 < size) {
+        ssize_t r = read(fd, buf + n, size - 1 - n);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    buf[n] = 0;
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        buf[--n] = 0;
+    return 0;
+}
+
+int plat_keys_load_secret(const char *path, plat_keypair_t *kp, char *why, size_t why_size)
+{
+    memset(kp, 0, sizeof *kp);
+    int rc = plat_keys_check_private(path, why, why_size);
+    if (rc < 0)
+        return rc;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(why, why_size, "%s: %s", path, strerror(e));
+        return -e;
+    }
+    char buf[128];
+    rc = read_line(fd, buf, sizeof buf);
+    close(fd);
+    if (rc == 0 && strlen(buf) == PLAT_KEY_Z85_LEN)
+        memcpy(kp->secret_z85, buf, PLAT_KEY_Z85_LEN + 1);
+    explicit_bzero(buf, sizeof buf);
+    if (rc < 0) {
+        snprintf(why, why_size, "%s: %s", path, strerror(-rc));
+        return rc;
+    }
+    if (plat_keys_derive_public(kp) != 0) {
+        plat_keys_wipe(kp);
+        snprintf(why, why_size, "%s: not a Z85 CURVE secret key (one line of 40 characters)",
+                 path);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int plat_keys_load_public(const char *path, char out[PLAT_KEY_Z85_LEN + 1], char *why,
+                          size_t why_size)
+{
+    out[0] = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(why, why_size, "%s: %s", path, strerror(e));
+        return -e;
+    }
+    char buf[128];
+    int rc = read_line(fd, buf, sizeof buf);
+    close(fd);
+    if (rc < 0) {
+        snprintf(why, why_size, "%s: %s", path, strerror(-rc));
+        return rc;
+    }
+    if (!plat_key_z85_valid(buf)) {
+        snprintf(why, why_size, "%s: not a Z85 CURVE public key (one line of 40 characters)",
+                 path);
+        return -EINVAL;
+    }
+    memcpy(out, buf, PLAT_KEY_Z85_LEN + 1);
+    return 0;
+}
+
+int plat_keys_read_fd(int fd, plat_keypair_t *kp, char *why, size_t why_size)
+{
+    memset(kp, 0, sizeof *kp);
+    char buf[128];
+    int rc = read_line(fd, buf, sizeof buf);
+    close(fd);
+    if (rc == 0 && strlen(buf) == PLAT_KEY_Z85_LEN)
+        memcpy(kp->secret_z85, buf, PLAT_KEY_Z85_LEN + 1);
+    explicit_bzero(buf, sizeof buf);
+    if (rc < 0) {
+        snprintf(why, why_size, "key fd %d: %s", fd, strerror(-rc));
+        return rc;
+    }
+    if (plat_keys_derive_public(kp) != 0) {
+        plat_keys_wipe(kp);
+        snprintf(why, why_size, "key fd %d: did not carry a Z85 CURVE secret key", fd);
+        return -EINVAL;
+    }
+    return 0;
+}

@@ -1,0 +1,303 @@
+/* The hosts' seccomp filter end to end (docs/security-sandbox.md): real
+ * platformd + hostbootd + pluginhost, the test plugin "badsys"
+ * (plugin_badsys.c) driven through the HTTP API:
+ *  a) default config: an invoke that makes the plugin call mount(2) gets
+ *     its host killed by SIGSYS, and the platform reports the host "exited"
+ *     with signal 31; the instance fails; the platform keeps serving;
+ *  b) hosts.seccomp.enabled = false: the same call returns an error to the
+ *     plugin and the host lives on (so (a) was the filter's doing);
+ *  c) a deny list naming a system call that does not exist: hostbootd
+ *     refuses its config (exit 78) and names it. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "plat/plat.h"
+
+#ifndef BADSYS_PACKAGE_DIR
+#error "BADSYS_PACKAGE_DIR (the built badsys package) must be defined"
+#endif
+
+#define HB_INTERVAL_MS 200
+#define HB_MISS 5
+#define ACTION_DEADLINE_MS 30000
+
+static int setup(void **state)
+{
+    *state = it_new();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    it_env_t *env = *state;
+    it_destroy(&env);
+    return 0;
+}
+
+static int64_t jint(json_t *obj, const char *dotted, int64_t def)
+{
+    json_t *v = it_json_path(obj, dotted);
+    return json_is_integer(v) ? json_integer_value(v) : def;
+}
+
+static const char *jstr(json_t *obj, const char *dotted)
+{
+    json_t *v = it_json_path(obj, dotted);
+    return json_is_string(v) ? json_string_value(v) : "";
+}
+
+/* platformd, and hostbootd "itest" with `hb_extra` (borrowed, may be NULL)
+ * merged into its config; both waited for. */
+static void start_daemons(it_env_t *env, json_t *hb_extra)
+{
+    json_t *extra = json_pack("{s:{s:i, s:i}, s:{s:i}}", "hosts", "ready_timeout_ms",
+                              ACTION_DEADLINE_MS, "exited_keep_ms", 3600000, "plugins",
+                              "restart_initial_ms", 0);
+    assert_non_null(extra);
+    const char *pd_cfg = it_platformd_config(env, HB_INTERVAL_MS, HB_MISS, extra);
+    json_decref(extra);
+    it_start_platformd(env, pd_cfg);
+    it_start_hostbootd(env, it_hostbootd_config(env, IT_HOSTBOOT_NAME, hb_extra));
+    it_wait_healthy(env, IT_DEADLINE_MS);
+    it_match_t hb = {.id = IT_HOSTBOOT_ID, .state = "ready"};
+    it_wait_json(env, "/api/v1/hostboots", it_pred_hostboot_state, &hb, IT_DEADLINE_MS,
+                 IT_HOSTBOOT_ID " listed ready");
+}
+
+static void show(const char *what, int st, json_t *body)
+{
+    char *dump = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    fprintf(stderr, "%s: %d %s\n", what, st, dump ? dump : "(no JSON)");
+    free(dump);
+}
+
+/* POST path with body (stolen); must answer `want`; returns the response. */
+static json_t *post_ok(it_env_t *env, const char *path, json_t *req, int want)
+{
+    json_t *body = NULL;
+    int st = it_http_post(env, path, req, &body);
+    json_decref(req);
+    if (st != want)
+        show(path, st, body);
+    IT_CHECK(env, st == want, "POST %s: %d (got %d)", path, want, st);
+    return body;
+}
+
+/* Register badsys, install it, enable and start it: the instance uuid into
+ * uuid[64], its host into host[64]. */
+static void badsys_running(it_env_t *env, char uuid[64], char host[64])
+{
+    json_decref(post_ok(env, "/api/v1/packages", json_pack("{s:s}", "path", BADSYS_PACKAGE_DIR),
+                        201));
+    json_t *body = post_ok(env, "/api/v1/instances",
+                           json_pack("{s:s, s:s, s:s}", "plugin", "badsys", "version", "1.0.0",
+                                     "org", "acme"),
+                           201);
+    snprintf(uuid, 64, "%s", jstr(body, "instance.uuid"));
+    json_decref(body);
+    IT_CHECK(env, plat_uuid_valid(uuid), "instance uuid (%s)", uuid);
+    char path[160];
+    snprintf(path, sizeof path, "/api/v1/instances/%s/enable", uuid);
+    json_decref(post_ok(env, path, json_object(), 200));
+    snprintf(path, sizeof path, "/api/v1/instances/%s/start", uuid);
+    body = post_ok(env, path, json_object(), 200);
+    IT_CHECK(env, strcmp(jstr(body, "instance.state"), "running") == 0, "running (%s)",
+             jstr(body, "instance.state"));
+    snprintf(host, 64, "%s", jstr(body, "instance.host"));
+    json_decref(body);
+    IT_CHECK(env, host[0], "the running instance has a host");
+}
+
+typedef struct {
+    char *data;
+    size_t len;
+} buf_t;
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    buf_t *b = arg;
+    size_t n = size * nmemb;
+    char *nd = realloc(b->data, b->len + n + 1);
+    if (!nd)
+        return 0;
+    memcpy(nd + b->len, ptr, n);
+    b->data = nd;
+    b->len += n;
+    b->data[b->len] = 0;
+    return n;
+}
+
+/* "Authorization: Bearer <token>" into out, "" when there is no token. */
+static void auth_header(it_env_t *env, char *out, size_t size)
+{
+    char path[IT_PATH_MAX + 32], tok[160] = "";
+    snprintf(path, sizeof path, "%s/platform-state/api-token", it_dir(env));
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (!fgets(tok, sizeof tok, f))
+            tok[0] = 0;
+        fclose(f);
+    }
+    tok[strcspn(tok, "\r\n")] = 0;
+    if (tok[0])
+        snprintf(out, size, "Authorization: Bearer %s", tok);
+    else
+        out[0] = 0;
+}
+
+/* POST /api/v1/instances/<uuid>/invoke?path=<p>; the HTTP status (negative
+ * errno without a response), the body into out. */
+static int invoke(it_env_t *env, const char *uuid, const char *p, char *out, size_t size)
+{
+    char url[256], auth[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v1/instances/%s/invoke?path=%s",
+             it_http_port(env), uuid, p);
+    auth_header(env, auth, sizeof auth);
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: text/plain");
+    headers = curl_slist_append(headers, "Expect:");
+    if (auth[0])
+        headers = curl_slist_append(headers, auth);
+    buf_t b = {0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "x");
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 1L);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 60000L);
+    curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    CURLcode rc = curl_easy_perform(c);
+    long status = 0;
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    curl_slist_free_all(headers);
+    snprintf(out, size, "%s", b.data ? b.data : "");
+    free(b.data);
+    if (rc != CURLE_OK)
+        return rc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED;
+    return (int)status;
+}
+
+static json_t *get_host(it_env_t *env, const char *id)
+{
+    char path[160];
+    snprintf(path, sizeof path, "/api/v1/hosts/%s", id);
+    json_t *body = it_get_json(env, path);
+    json_t *h = json_object_get(body, "host");
+    IT_CHECK(env, json_is_object(h), "GET %s holds the host", path);
+    json_incref(h);
+    json_decref(body);
+    return h;
+}
+
+static bool pred_instance_failed(json_t *body, void *arg)
+{
+    (void)arg;
+    return strcmp(jstr(body, "instance.state"), "failed") == 0;
+}
+
+/* ---- a) ------------------------------------------------------------------ */
+
+static void test_denied_syscall_kills_host(void **state)
+{
+    it_env_t *env = *state;
+    start_daemons(env, NULL); /* hosts.seccomp: the default, enabled */
+    char uuid[64], host[64], out[256];
+    badsys_running(env, uuid, host);
+    int st = invoke(env, uuid, "/ok", out, sizeof out);
+    IT_CHECK(env, st == 200 && strcmp(out, "ok") == 0, "invoke /ok: 200 ok (got %d %s)", st, out);
+    json_t *h = get_host(env, host);
+    pid_t pid = (pid_t)jint(h, "pid", 0);
+    json_decref(h);
+    IT_CHECK(env, pid > 0, "the host has a pid");
+
+    st = invoke(env, uuid, "/mount", out, sizeof out);
+    print_message("invoke /mount: %d %s\n", st, out);
+    IT_CHECK(env, st >= 500 && st <= 599, "invoke /mount fails 5xx (got %d: %s)", st, out);
+    IT_CHECK(env, strstr(out, "mount: ") == NULL, "the plugin never saw mount return (%s)", out);
+
+    h = it_wait_host_state(env, host, "exited", ACTION_DEADLINE_MS, NULL);
+    IT_CHECK(env, jint(h, "exit.signal", -1) == SIGSYS,
+             "the host was killed by SIGSYS (31): signal %lld status %lld",
+             (long long)jint(h, "exit.signal", -1), (long long)jint(h, "exit.status", -1));
+    json_decref(h);
+    IT_CHECK(env, kill(pid, 0) != 0, "the killed host pid %d is gone", (int)pid);
+
+    /* The instance failed (restarts are off), the platform serves on. */
+    char path[160];
+    snprintf(path, sizeof path, "/api/v1/instances/%s", uuid);
+    it_wait_json(env, path, pred_instance_failed, NULL, ACTION_DEADLINE_MS, "instance failed");
+    it_wait_healthy(env, IT_DEADLINE_MS);
+}
+
+/* ---- b) ------------------------------------------------------------------ */
+
+static void test_disabled_filter_lets_the_call_fail(void **state)
+{
+    it_env_t *env = *state;
+    json_t *hb = json_pack("{s:{s:{s:b}}}", "hosts", "seccomp", "enabled", 0);
+    start_daemons(env, hb);
+    json_decref(hb);
+    char uuid[64], host[64], out[256];
+    badsys_running(env, uuid, host);
+    int st = invoke(env, uuid, "/mount", out, sizeof out);
+    print_message("invoke /mount without a filter: %d %s\n", st, out);
+    IT_CHECK(env, st == 200 && strncmp(out, "mount: ", 7) == 0,
+             "mount returned to the plugin: 200 \"mount: <error>\" (got %d %s)", st, out);
+    json_t *h = get_host(env, host);
+    IT_CHECK(env, strcmp(jstr(h, "state"), "ready") == 0, "the host is still ready (%s)",
+             jstr(h, "state"));
+    json_decref(h);
+}
+
+/* ---- c) ------------------------------------------------------------------ */
+
+static void test_unknown_syscall_name_refused(void **state)
+{
+    it_env_t *env = *state;
+    json_t *hb = json_pack("{s:{s:{s:[s, s]}}}", "hosts", "seccomp", "deny", "ptrace",
+                           "no_such_syscall");
+    const char *cfg = it_hostbootd_config(env, IT_HOSTBOOT_NAME, hb);
+    json_decref(hb);
+    it_proc_t *p = it_start_hostbootd(env, cfg);
+    int st = it_wait_exit(p, IT_DEADLINE_MS);
+    IT_CHECK(env, WIFEXITED(st) && WEXITSTATUS(st) == 78, "hostbootd exits 78 (status 0x%x)", st);
+    char *log = it_read_log(p);
+    bool named = strstr(log, "no_such_syscall") && strstr(log, "hosts.seccomp");
+    if (!named)
+        fprintf(stderr, "hostbootd log:\n%s\n", log);
+    free(log);
+    IT_CHECK(env, named, "the refusal names hosts.seccomp and no_such_syscall");
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_denied_syscall_kills_host, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disabled_filter_lets_the_call_fail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_syscall_name_refused, setup, teardown),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
