@@ -148,6 +148,10 @@ int hb_seccomp_apply(const char *const *deny, size_t n, char *why, size_t why_si
     rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, kill);
     if (rc < 0)
         fail(why, why_size, rc, "seccomp_attr_set ACT_BADARCH: %s", strerror(-rc));
+    /* Loading sets PR_SET_NO_NEW_PRIVS first (libseccomp's default, made
+     * explicit): an unprivileged process cannot install a filter without. */
+    else if ((rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1)) < 0)
+        fail(why, why_size, rc, "seccomp_attr_set CTL_NNP: %s", strerror(-rc));
     else
         rc = add_rules(ctx, kill, deny, n, why, why_size);
     if (rc == 0) {

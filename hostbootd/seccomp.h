@@ -1,8 +1,9 @@
 /* The hosts' seccomp filter (libseccomp): a deny-list of dangerous system
- * calls, installed by the exec wrapper (`hostbootd --exec-host`) after
- * PR_SET_NO_NEW_PRIVS and right before it execs the runtime, so it binds
- * the host and everything the host ever execs or forks. docs/security-sandbox.md
- * is the reference.
+ * calls, installed by the exec wrapper (`hostbootd --exec-host`) with
+ * PR_SET_NO_NEW_PRIVS before it sets the rlimits and execs the runtime
+ * (building the filter allocates, which a small RLIMIT_AS may forbid), so
+ * it binds the host and everything the host ever execs or forks.
+ * docs/security-sandbox.md is the reference.
  *
  * The filter allows every system call except the denied ones. A denied call
  * kills the whole process at once (SCMP_ACT_KILL_PROCESS, as if by an
@@ -43,8 +44,9 @@ bool hb_seccomp_name_known(const char *name);
 int hb_seccomp_check(const char *const *deny, size_t n, char *why, size_t why_size);
 
 /* Install the filter on the calling process (its threads created later
- * inherit it). `deny` NULL or n == 0 = hb_seccomp_default_deny. Needs
- * PR_SET_NO_NEW_PRIVS already set (or CAP_SYS_ADMIN). Returns 0, -EINVAL
+ * inherit it). `deny` NULL or n == 0 = hb_seccomp_default_deny. Sets
+ * PR_SET_NO_NEW_PRIVS first (required to install a filter unprivileged;
+ * irreversible too). Returns 0, -EINVAL
  * (unknown name, why names it), -ENOMEM, or libseccomp's -errno from
  * loading (why says "seccomp_load: ..."). Irreversible. */
 int hb_seccomp_apply(const char *const *deny, size_t n, char *why, size_t why_size);

@@ -117,6 +117,14 @@ int hb_exec_host_main(int argc, char **argv)
         fprintf(stderr, "hostbootd --exec-host: usage: AS NOFILE NPROC CPU -- PATH ARGS...\n");
         return 127;
     }
+    /* The seccomp filter before the limits: building it allocates, which a
+     * small RLIMIT_AS may forbid. Loading it sets PR_SET_NO_NEW_PRIVS
+     * (libseccomp does, before the filter); the calls below are allowed. */
+    char why[256];
+    if (seccomp && hb_seccomp_apply_arg(seccomp, why, sizeof why) != 0) {
+        fprintf(stderr, "hostbootd --exec-host: seccomp: %s\n", why);
+        return 127;
+    }
     for (int i = 0; i < 4; i++) {
         rlim_t v;
         if (parse_limit(argv[2 + i], &v) != 0) {
@@ -149,12 +157,6 @@ int hb_exec_host_main(int argc, char **argv)
         if (close_range((unsigned)keep_fd + 1, ~0U, 0) != 0)
             for (int fd = keep_fd + 1; fd < 1024; fd++)
                 close(fd);
-    }
-    /* Last before exec: the filter then binds the runtime and all it runs. */
-    char why[256];
-    if (seccomp && hb_seccomp_apply_arg(seccomp, why, sizeof why) != 0) {
-        fprintf(stderr, "hostbootd --exec-host: seccomp: %s\n", why);
-        return 127;
     }
     execv(argv[7], argv + 7);
     fprintf(stderr, "hostbootd --exec-host: cannot exec %s: %s\n", argv[7], strerror(errno));

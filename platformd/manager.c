@@ -69,8 +69,8 @@ static int start_modules(pd_t *pd)
     for (size_t i = 0; g_modules[i].name; i++) {
         int rc = g_modules[i].start(pd);
         if (rc < 0) {
-            plat_log_err("manager", "cannot start module %s: %s", g_modules[i].name,
-                         strerror(-rc));
+            plat_log_err("manager", "cannot start a module: %s module=%s", strerror(-rc),
+                         g_modules[i].name);
             stop_modules(pd, i);
             return rc;
         }

@@ -373,6 +373,13 @@ char *pd_metrics_render(pd_t *pd, size_t *len)
     counter(&t, "plat_task_failures_total", "Scheduled task runs that failed.", m->task_failures);
     counter(&t, "plat_task_missed_total", "Missed task runs fired late after a restart.",
             m->task_missed);
+    counter(&t, "plat_task_skipped_total",
+            "Scheduled task runs not delivered (previous run still in flight, instance not "
+            "running).",
+            m->task_skipped);
+    counter(&t, "plat_ability_denied_total",
+            "Ability requests refused (instance not attached to the sending host).",
+            m->ability_denied);
     counter(&t, "plat_service_proxied_total",
             "Plugin web-service requests answered by the plugin.", m->service_proxied);
     counter(&t, "plat_service_unavailable_total",

@@ -452,8 +452,11 @@ pd_websvc_call_t *pd_websvc_proxy(pd_t *pd, const char *instance, const char *me
     for (size_t i = 0; i < n_headers && ok; i++) {
         const char *name = headers[i].name, *value = headers[i].value ? headers[i].value : "";
         if (hop_by_hop(name) || in_connection(conn, name) ||
-            strcasecmp(name, "content-length") == 0 || strcasecmp(name, "expect") == 0)
-            continue;
+            strcasecmp(name, "content-length") == 0 || strcasecmp(name, "expect") == 0 ||
+            strcasecmp(name, "x-forwarded-host") == 0 ||
+            strcasecmp(name, "x-forwarded-prefix") == 0 ||
+            strcasecmp(name, "x-forwarded-proto") == 0)
+            continue; /* the X-Forwarded-* are the platform's to set */
         if (strcasecmp(name, "host") == 0) {
             ok = add_line(&c->slist, "X-Forwarded-Host", value) == 0;
             continue;

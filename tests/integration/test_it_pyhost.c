@@ -450,6 +450,23 @@ static void test_hook_never_returns_host_killed(void **state)
 
 /* ---- c) the DB example ---------------------------------------------------------- */
 
+/* Poll until the instance is running on a host and not busy. */
+static void wait_running(it_env_t *env, const char *uuid)
+{
+    uint64_t t0 = it_now_ms();
+    for (;;) {
+        json_t *inst = get_instance(env, uuid);
+        bool up = strcmp(jstr(inst, "state"), "running") == 0 &&
+                  json_is_string(json_object_get(inst, "host")) &&
+                  json_is_false(json_object_get(inst, "busy"));
+        json_decref(inst);
+        if (up)
+            return;
+        IT_CHECK(env, it_now_ms() - t0 < ACTION_DEADLINE_MS, "%s running again", uuid);
+        it_http_get(env, "/healthz", NULL);
+    }
+}
+
 static void test_notes_db_survives_hosts_and_restart(void **state)
 {
     it_env_t *env = *state;
@@ -498,32 +515,22 @@ static void test_notes_db_survives_hosts_and_restart(void **state)
     it_match_t boot = {.not_boot_id = old_boot};
     it_wait_json(env, "/api/v1/status", it_pred_status_boot_changed, &boot, IT_DEADLINE_MS,
                  "a new platform boot");
-    char wpath[160];
-    snprintf(wpath, sizeof wpath, "/api/v1/instances/%s", uuid);
-    uint64_t t0 = it_now_ms();
-    for (;;) {
-        json_t *inst = get_instance(env, uuid);
-        bool up = strcmp(jstr(inst, "state"), "running") == 0 &&
-                  json_is_string(json_object_get(inst, "host")) &&
-                  json_is_false(json_object_get(inst, "busy"));
-        json_decref(inst);
-        if (up)
-            break;
-        IT_CHECK(env, it_now_ms() - t0 < ACTION_DEADLINE_MS, "%s running again after the restart",
-                 uuid);
-        it_http_get(env, "/healthz", NULL);
-    }
+    /* Both come back running (on hosts that re-registered with the new
+     * platform boot); until then an invoke may find them unreachable. */
     char out[1024];
     int st = 0;
-    t0 = it_now_ms();
-    /* The host re-registers with the new platform boot: until then an
-     * invoke may find it unreachable. */
-    while ((st = invoke(env, uuid, "/get/2", "", out, sizeof out)) != 200 &&
-           it_now_ms() - t0 < ACTION_DEADLINE_MS)
-        it_http_get(env, "/healthz", NULL);
-    IT_CHECK(env, st == 200 && strcmp(out, "call Ada") == 0,
-             "the row survived the platform restart (%d %s)", st, out);
-    invoke_expect(env, other, "/get/1", "", 200, "other's note");
+    const char *both[2] = {uuid, other};
+    const char *probe[2] = {"/get/2", "/get/1"};
+    const char *want[2] = {"call Ada", "other's note"};
+    for (int i = 0; i < 2; i++) {
+        wait_running(env, both[i]);
+        uint64_t t0 = it_now_ms();
+        while ((st = invoke(env, both[i], probe[i], "", out, sizeof out)) != 200 &&
+               it_now_ms() - t0 < ACTION_DEADLINE_MS)
+            it_http_get(env, "/healthz", NULL);
+        IT_CHECK(env, st == 200 && strcmp(out, want[i]) == 0,
+                 "the row survived the platform restart (%d %s)", st, out);
+    }
 
     /* uninstall: gone with its instance. */
     act_ok(env, uuid, "stop", "stopped");

@@ -228,7 +228,7 @@ static int teardown(void **state)
 typedef struct {
     const char *method;
     char url[512];
-    const char *headers[4];
+    const char *headers[6];
     const char *body;
     long status;
     char resp[4096];
@@ -267,7 +267,7 @@ static void *client_main(void *arg)
     client_t *c = arg;
     CURL *e = curl_easy_init();
     struct curl_slist *h = NULL;
-    for (int i = 0; i < 4 && c->headers[i]; i++)
+    for (int i = 0; i < 6 && c->headers[i]; i++)
         h = curl_slist_append(h, c->headers[i]);
     curl_easy_setopt(e, CURLOPT_URL, c->url);
     curl_easy_setopt(e, CURLOPT_PROXY, "");
@@ -358,6 +358,7 @@ static void test_proxy(void **state)
     c->headers[1] = auth;
     c->headers[2] = "Connection: X-Hop";
     c->headers[3] = "X-Hop: dropped";
+    c->headers[4] = "X-Forwarded-Prefix: /spoofed";
     c->body = "payload";
     /* A POST with no bearer would be 401 elsewhere; the proxy needs none,
      * and the platform's own token is not handed to the plugin. */

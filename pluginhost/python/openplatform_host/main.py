@@ -10,7 +10,6 @@ inherited pipe (--key-fd, hostbootd) or a 0600 file (--key-file, dev).
 
 Usage errors exit 64 (EX_USAGE) with a message on stderr."""
 
-import os
 import sys
 import uuid
 

@@ -2,8 +2,6 @@
 ValueError from a helper function (so the traceback has two frames);
 on_event raises for path /raise. Everything else succeeds."""
 
-import openplatform as op
-
 
 def _check_inventory(hook):
     raise ValueError("inventory %s refused: shelf 7 is missing" % hook)
