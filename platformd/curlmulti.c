@@ -91,7 +91,10 @@ static void on_timer(uv_timer_t *t)
     check_done(m);
 }
 
-static void on_sock_closed(uv_handle_t *h) { free(h->data); }
+static void on_sock_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
 
 /* CURLMOPT_SOCKETFUNCTION */
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
@@ -214,7 +217,10 @@ void pd_curlm_cancel(pd_curlm_t *m, CURL *easy)
     free(unlink_easy(m, easy));
 }
 
-size_t pd_curlm_active(const pd_curlm_t *m) { return m ? m->active : 0; }
+size_t pd_curlm_active(const pd_curlm_t *m)
+{
+    return m ? m->active : 0;
+}
 
 static void on_timer_closed(uv_handle_t *h)
 {

@@ -743,7 +743,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             }
         }
         if (r.status >= 400 || strcmp(method, "GET") != 0)
-            plat_log_info("http", "%s %s -> %d", method, url, r.status);
+            plat_log_info("http", "request answered method=%s path=%s status=%d", method, url,
+                          r.status);
         return send_reply(conn, r, NULL);
     }
     if (allow[0]) {

@@ -11,8 +11,8 @@
 #include "curlmulti.h"
 
 #define KIND PLAT__RESOURCE_KIND__RESOURCE_KIND_HTTP
-#define MAX_HEADERS 256                /* response headers kept */
-#define MAX_HEADER_BYTES (256 * 1024)  /* all response header lines of one response */
+#define MAX_HEADERS 256               /* response headers kept */
+#define MAX_HEADER_BYTES (256 * 1024) /* all response header lines of one response */
 
 typedef struct {
     char *name;
@@ -24,11 +24,11 @@ typedef struct {
     char instance[PLAT_UUID_LEN + 1];
     pd_manifest_t perms; /* only http / n_http set (copies) */
     char method[8];
-    char *body;          /* request body (owned) */
+    char *body; /* request body (owned) */
     size_t body_len;
-    hdr_t *hdrs;         /* request headers as given (owned) */
+    hdr_t *hdrs; /* request headers as given (owned) */
     size_t n_hdrs;
-    CURLU *url;          /* current target */
+    CURLU *url; /* current target */
     CURL *easy;
     struct curl_slist *slist;
     int redirects;
@@ -131,9 +131,9 @@ static bool valid_header(const char *name, const char *value)
 /* Headers curl (or the connection) owns: silently not forwarded. */
 static bool dropped_header(const char *name)
 {
-    static const char *const names[] = {"content-length", "transfer-encoding", "connection",
-                                        "keep-alive", "te", "trailer", "upgrade",
-                                        "proxy-connection", "proxy-authorization", "expect"};
+    static const char *const names[] = {
+        "content-length", "transfer-encoding", "connection",       "keep-alive",          "te",
+        "trailer",        "upgrade",           "proxy-connection", "proxy-authorization", "expect"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcasecmp(name, names[i]) == 0)
             return true;
@@ -320,8 +320,7 @@ static int start_hop(rq_t *rq, char *why, size_t size)
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, remaining);
-    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
-                     (curl_off_t)cfg->resources.http_max_bytes);
+    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)cfg->resources.http_max_bytes);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, rq);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
@@ -384,7 +383,8 @@ static int follow(rq_t *rq, long status, char *why, size_t size)
 {
     const pd_config_t *cfg = rq->pd->cfg;
     if (rq->redirects >= cfg->resources.http_max_redirects) {
-        snprintf(why, size, "more than %lld redirects", (long long)cfg->resources.http_max_redirects);
+        snprintf(why, size, "more than %lld redirects",
+                 (long long)cfg->resources.http_max_redirects);
         return -ELOOP;
     }
     CURLU *next = curl_url_dup(rq->url);
@@ -481,8 +481,8 @@ static void on_done(void *arg, CURL *easy, CURLcode rc, bool cancelled)
     }
     long status = 0;
     curl_easy_getinfo(rq->easy, CURLINFO_RESPONSE_CODE, &status);
-    bool redirect = status == 301 || status == 302 || status == 303 || status == 307 ||
-                    status == 308;
+    bool redirect =
+        status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
     if (redirect && rq->location) {
         int err = follow(rq, status, why, sizeof why);
         if (err < 0) {
@@ -560,8 +560,10 @@ int pd_res_http_request(pd_t *pd, const char *instance, const pd_manifest_t *man
     for (size_t i = 0; i < sizeof methods / sizeof methods[0] && !known; i++)
         known = strcmp(m, methods[i]) == 0;
     if (!known) {
-        snprintf(why, sizeof why, "method \"%.16s\" not one of GET, POST, PUT, DELETE, PATCH, "
-                                  "HEAD", m);
+        snprintf(why, sizeof why,
+                 "method \"%.16s\" not one of GET, POST, PUT, DELETE, PATCH, "
+                 "HEAD",
+                 m);
         return refuse(pd, rq, instance, -EINVAL, why);
     }
     snprintf(rq->method, sizeof rq->method, "%s", m);
@@ -617,4 +619,7 @@ int pd_res_http_request(pd_t *pd, const char *instance, const pd_manifest_t *man
     return 0;
 }
 
-size_t pd_res_http_active(pd_t *pd) { return pd ? pd->res_http_active : 0; }
+size_t pd_res_http_active(pd_t *pd)
+{
+    return pd ? pd->res_http_active : 0;
+}

@@ -36,8 +36,7 @@
  *     -EIO          any other transfer error (TLS, reset...; `why` says)
  *     -ECANCELED    platformd is stopping
  * `resp` and `why` are valid only during the call. */
-typedef void (*pd_res_http_done_fn)(void *arg, int err, const char *why,
-                                    Plat__HttpResponse *resp);
+typedef void (*pd_res_http_done_fn)(void *arg, int err, const char *why, Plat__HttpResponse *resp);
 
 /* Start `req` for `instance` (uuid, for logs) under the permissions of
  * `manifest` (its http patterns are copied: the manifest need only live

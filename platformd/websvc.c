@@ -75,9 +75,9 @@ static svc_t *find(pd_websvc_t *ws, const char *instance)
 
 static bool hop_by_hop(const char *name)
 {
-    static const char *const names[] = {"connection", "keep-alive", "proxy-authenticate",
-                                        "proxy-authorization", "proxy-connection", "te",
-                                        "trailer", "trailers", "transfer-encoding", "upgrade"};
+    static const char *const names[] = {
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
+        "te",         "trailer",    "trailers",           "transfer-encoding",   "upgrade"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcasecmp(name, names[i]) == 0)
             return true;
@@ -133,12 +133,11 @@ static void set_state(svc_t *s, svc_state_t st, const char *why)
     s->state = st;
     s->transitions++;
     if (st == SVC_HEALTHY)
-        plat_log_notice("websvc", "web service %s (was %s) instance=%s port=%u",
-                        g_state_names[st], g_state_names[old], s->instance, (unsigned)s->port);
+        plat_log_notice("websvc", "web service %s (was %s) instance=%s port=%u", g_state_names[st],
+                        g_state_names[old], s->instance, (unsigned)s->port);
     else
         plat_log_warn("websvc", "web service %s (was %s): %s instance=%s port=%u",
-                      g_state_names[st], g_state_names[old], why, s->instance,
-                      (unsigned)s->port);
+                      g_state_names[st], g_state_names[old], why, s->instance, (unsigned)s->port);
 }
 
 static size_t discard(char *data, size_t size, size_t n, void *arg)
@@ -299,8 +298,7 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg)
     size_t vl = len - (size_t)(v - line);
     while (vl && (*v == ' ' || *v == '\t'))
         v++, vl--;
-    while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' ' ||
-                  v[vl - 1] == '\t'))
+    while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' ' || v[vl - 1] == '\t'))
         vl--;
     char *name = strndup(line, (size_t)(colon - line));
     char *value = strndup(v, vl);
@@ -425,8 +423,8 @@ pd_websvc_call_t *pd_websvc_proxy(pd_t *pd, const char *instance, const char *me
     }
     if (s->state != SVC_HEALTHY) {
         char msg[400];
-        snprintf(msg, sizeof msg, "the instance's web service is %s%s%s",
-                 g_state_names[s->state], s->last_error[0] ? ": " : "", s->last_error);
+        snprintf(msg, sizeof msg, "the instance's web service is %s%s%s", g_state_names[s->state],
+                 s->last_error[0] ? ": " : "", s->last_error);
         pd->metrics.service_unavailable++;
         send_error(reply, arg, 503, "service_unavailable", msg);
         return NULL;
@@ -498,8 +496,8 @@ pd_websvc_call_t *pd_websvc_proxy(pd_t *pd, const char *instance, const char *me
         send_error(reply, arg, 500, "internal", "out of memory");
         return NULL;
     }
-    snprintf(url, ulen, "http://127.0.0.1:%u%s%s", (unsigned)s->port,
-             target[0] == '/' ? "" : "/", target);
+    snprintf(url, ulen, "http://127.0.0.1:%u%s%s", (unsigned)s->port, target[0] == '/' ? "" : "/",
+             target);
     CURLcode uc = curl_easy_setopt(e, CURLOPT_URL, url);
     free(url);
     if (uc != CURLE_OK) {
@@ -559,7 +557,10 @@ void pd_websvc_proxy_abort(pd_t *pd, pd_websvc_call_t *c)
     call_free(c);
 }
 
-size_t pd_websvc_max_body(pd_t *pd) { return (size_t)pd->cfg->services.max_body_bytes; }
+size_t pd_websvc_max_body(pd_t *pd)
+{
+    return (size_t)pd->cfg->services.max_body_bytes;
+}
 
 /* ---- registrations ---------------------------------------------------- */
 
@@ -634,8 +635,8 @@ int pd_websvc_register(pd_t *pd, const char *instance, uint16_t port, const char
     }
     s->next = ws->svcs;
     ws->svcs = s;
-    plat_log_info("websvc", "web service registered health=%s instance=%s port=%u",
-                  s->health_path, instance, (unsigned)port);
+    plat_log_info("websvc", "web service registered health=%s instance=%s port=%u", s->health_path,
+                  instance, (unsigned)port);
     schedule_check(s, 0);
     return 0;
 }
@@ -668,11 +669,11 @@ static json_t *svc_json(const svc_t *s, uint64_t now)
         (json_int_t)(now > s->registered_ms ? now - s->registered_ms : 0));
     if (!o)
         return NULL;
-    json_object_set_new(o, "last_check_age_ms",
-                        s->last_check_ms ? json_integer((json_int_t)(now > s->last_check_ms
-                                                                         ? now - s->last_check_ms
-                                                                         : 0))
-                                         : json_null());
+    json_object_set_new(
+        o, "last_check_age_ms",
+        s->last_check_ms
+            ? json_integer((json_int_t)(now > s->last_check_ms ? now - s->last_check_ms : 0))
+            : json_null());
     json_object_set_new(o, "last_error",
                         s->last_error[0] ? json_string(s->last_error) : json_null());
     return o;

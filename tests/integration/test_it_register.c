@@ -72,9 +72,13 @@ static void test_register_within_1s_and_listed(void **state)
     check_str(env, hb, "state", "ready");
     check_str(env, hb, "version", PLAT_VERSION);
     json_t *rts = json_object_get(hb, "runtimes");
-    IT_CHECK(env, json_is_array(rts) && json_array_size(rts) == 1, "one runtime");
+    /* The harness's hostbootd offers the C runtime then the Python one,
+     * reported in its config's order. */
+    IT_CHECK(env, json_is_array(rts) && json_array_size(rts) == 2, "two runtimes");
     check_str(env, json_array_get(rts, 0), "language", "c");
     check_str(env, json_array_get(rts, 0), "version", "1");
+    check_str(env, json_array_get(rts, 1), "language", "python");
+    check_str(env, json_array_get(rts, 1), "version", "3");
     /* Liveness is kept by heartbeats: never older than the miss window. */
     check_age(env, hb, "last_heartbeat_age_ms", (uint64_t)HB_INTERVAL_MS * HB_MISS);
     check_age(env, hb, "registered_age_ms", since_spawn + 1000);

@@ -31,7 +31,7 @@
 
 /* ---- the test server --------------------------------------------------- */
 
-static int g_port;           /* the allowed server, 127.0.0.1 */
+static int g_port; /* the allowed server, 127.0.0.1 */
 static struct MHD_Daemon *g_mhd;
 static char g_big[BIG];
 
@@ -151,10 +151,10 @@ static int server_start(void)
         g_port = plat_test_free_port();
         struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g_port)};
         sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        g_mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION,
-                                 (uint16_t)g_port, NULL, NULL, on_req, NULL,
-                                 MHD_OPTION_SOCK_ADDR, &sin, MHD_OPTION_NOTIFY_COMPLETED,
-                                 on_done_req, NULL, MHD_OPTION_END);
+        g_mhd =
+            MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION,
+                             (uint16_t)g_port, NULL, NULL, on_req, NULL, MHD_OPTION_SOCK_ADDR, &sin,
+                             MHD_OPTION_NOTIFY_COMPLETED, on_done_req, NULL, MHD_OPTION_END);
     }
     return g_mhd ? 0 : -1;
 }
@@ -234,8 +234,8 @@ static int teardown(void **state)
 #define INST "11111111-1111-4111-8111-111111111111"
 
 /* Start a request; wait (deadline) for its completion when accepted. */
-static int run(fix_t *f, const char *method, const char *url, const char *body,
-               const char *xtest, result_t *r)
+static int run(fix_t *f, const char *method, const char *url, const char *body, const char *xtest,
+               result_t *r)
 {
     memset(r, 0, sizeof *r);
     Plat__HttpRequest req = PLAT__HTTP_REQUEST__INIT;

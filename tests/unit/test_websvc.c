@@ -105,8 +105,8 @@ static enum MHD_Result svc_req(void *cls, struct MHD_Connection *c, const char *
         const char *fwd = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Forwarded-Prefix");
         const char *conn = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Hop");
         char body[1024];
-        snprintf(body, sizeof body, "%s %s auth=%s x-test=%s fwd=%s hop=%s body=%s", method,
-                 r->uri, auth ? auth : "-", xt ? xt : "-", fwd ? fwd : "-", conn ? conn : "-",
+        snprintf(body, sizeof body, "%s %s auth=%s x-test=%s fwd=%s hop=%s body=%s", method, r->uri,
+                 auth ? auth : "-", xt ? xt : "-", fwd ? fwd : "-", conn ? conn : "-",
                  r->data ? r->data : "");
         return svc_answer(c, 201, body);
     }
@@ -131,10 +131,10 @@ static struct MHD_Daemon *svc_listen(int port)
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     return MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION,
-                            (uint16_t)port, NULL, NULL, svc_req, NULL, MHD_OPTION_SOCK_ADDR,
-                            &sin, MHD_OPTION_URI_LOG_CALLBACK, svc_uri, NULL,
-                            MHD_OPTION_NOTIFY_COMPLETED, svc_done, NULL,
-                            MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+                            (uint16_t)port, NULL, NULL, svc_req, NULL, MHD_OPTION_SOCK_ADDR, &sin,
+                            MHD_OPTION_URI_LOG_CALLBACK, svc_uri, NULL, MHD_OPTION_NOTIFY_COMPLETED,
+                            svc_done, NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+                            MHD_OPTION_END);
 }
 
 static void svc_start(void)
@@ -168,7 +168,10 @@ typedef struct {
 
 static fix_t *g_f;
 
-static void on_wake(uv_async_t *a) { (void)a; }
+static void on_wake(uv_async_t *a)
+{
+    (void)a;
+}
 
 static int setup(void **state)
 {
@@ -486,8 +489,7 @@ static void test_register_checks(void **state)
     pd_websvc_unregister(&f->pd, INST); /* no-op */
     /* Module stopped: refused. */
     pd_curl_stop(&f->pd);
-    assert_int_equal(pd_websvc_register(&f->pd, INST, (uint16_t)g_svc_port, "/health"),
-                     -ECANCELED);
+    assert_int_equal(pd_websvc_register(&f->pd, INST, (uint16_t)g_svc_port, "/health"), -ECANCELED);
     client_t *c = calloc(1, sizeof *c);
     assert_int_equal(request(c, "GET", "/plugins/" INST "/svc/hello"), 503);
     free(c);
