@@ -46,6 +46,8 @@ struct plat_bus {
     plat_bus_drop_cb on_drop;
     void *arg;
     plat_bus_stats_t stats;
+    plat_bus_tx_cb on_tx; /* observer of every message sent (tracing) */
+    void *on_tx_arg;
     uint32_t rate_per_sec, rate_burst, max_pending;
     bool allow_peer_to_peer;
     zhashx_t *peers; /* ROUTER with limits: id -> peer_t* (owned) */
@@ -478,11 +480,19 @@ static int send_encoded(plat_bus_t *bus, const char *peer, const Plat__PlatformM
     if (rc == 0) {
         bus->stats.tx++;
         bus->stats.tx_by_channel[channel_index(msg->channel_case)]++;
+        if (bus->on_tx)
+            bus->on_tx(bus, msg, len, bus->on_tx_arg);
     } else {
         bus->stats.tx_failed++;
     }
     plat_uvzmq_kick(bus->watch);
     return rc;
+}
+
+void plat_bus_set_tx_observer(plat_bus_t *bus, plat_bus_tx_cb cb, void *arg)
+{
+    bus->on_tx = cb;
+    bus->on_tx_arg = arg;
 }
 
 int plat_bus_send(plat_bus_t *bus, const char *dst, Plat__PlatformMessage *msg)

@@ -55,8 +55,10 @@ int pd_diag_start(pd_t *pd)
         pd_diag_stop(pd);
         return rc;
     }
-    if (pd->bus)
+    if (pd->bus) {
         plat_sync_set_reply_observer(plat_bus_sync(pd->bus), pd_trace_on_reply, pd);
+        plat_bus_set_tx_observer(pd->bus, pd_trace_on_tx, pd);
+    }
     if (cfg->trace.n_instances || cfg->trace.n_hosts)
         plat_log_notice("diag", "tracing on from config instances=%zu hosts=%zu",
                         cfg->trace.n_instances, cfg->trace.n_hosts);
@@ -65,8 +67,10 @@ int pd_diag_start(pd_t *pd)
 
 void pd_diag_stop(pd_t *pd)
 {
-    if (pd->bus)
+    if (pd->bus) {
         plat_sync_set_reply_observer(plat_bus_sync(pd->bus), NULL, NULL);
+        plat_bus_set_tx_observer(pd->bus, NULL, NULL);
+    }
     pd_trace_destroy(&pd->trace);
     pd_api_stats_destroy(&pd->api_stats);
     plat_log_ring_enable(0);

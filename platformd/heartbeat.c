@@ -40,8 +40,6 @@ static void ping_one(const pd_endpoint_t *ep, void *arg)
     }
     int64_t rc = plat_bus_request(pd->bus, ep->id, ping, (uint32_t)pd->cfg->heartbeat.interval_ms,
                                   on_pong, pd);
-    if (rc > 0)
-        pd_trace_tx(pd, ping, plat__platform_message__get_packed_size(ping));
     plat_envelope_free(&ping);
     if (rc < 0) {
         round->failed++;

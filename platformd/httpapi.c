@@ -60,14 +60,9 @@ static pd_http_reply_t get_status(pd_http_req_t *req)
     const plat_bus_stats_t *st = plat_bus_stats(pd->bus);
     pd_counts_t c = pd_registry_counts(pd->reg);
     json_t *dropped = json_object();
-    static const char *const keys[PLAT_BUS_DROP__COUNT] = {
-        [PLAT_BUS_DROP_FRAMES] = "frames",           [PLAT_BUS_DROP_TOO_BIG] = "too_big",
-        [PLAT_BUS_DROP_UNDECODABLE] = "undecodable", [PLAT_BUS_DROP_INVALID] = "invalid",
-        [PLAT_BUS_DROP_SPOOFED] = "spoofed",         [PLAT_BUS_DROP_LATE_REPLY] = "late_reply",
-        [PLAT_BUS_DROP_MISDIRECTED] = "misdirected",
-    };
     for (int i = 0; i < PLAT_BUS_DROP__COUNT; i++)
-        json_object_set_new(dropped, keys[i], json_integer((json_int_t)st->dropped[i]));
+        json_object_set_new(dropped, pd_metrics_drop_key(i),
+                            json_integer((json_int_t)st->dropped[i]));
     json_t *out = json_pack(
         "{s:s, s:s, s:I, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:o, s:I}}",
         "version", PLAT_VERSION, "boot_id", pd->boot_id, "uptime_ms",

@@ -387,6 +387,15 @@ char *pd_metrics_render(pd_t *pd, size_t *len)
             m->service_unavailable);
     counter(&t, "plat_service_health_failures_total", "Failed web-service health checks.",
             m->service_health_failures);
+    counter(&t, "plat_bus_auth_admitted_total",
+            "Bus connections admitted by the ZAP handler (a known CURVE key).",
+            m->bus_auth_admitted);
+    counter(&t, "plat_bus_auth_refused_total",
+            "Bus connections refused by the ZAP handler (an unknown CURVE key).",
+            m->bus_auth_refused);
+    counter(&t, "plat_bus_handshake_failed_total",
+            "Bus handshakes that failed before ZAP (no CURVE, wrong server key).",
+            m->bus_handshake_failed);
     counter(&t, "plat_trace_lines_total", "Messages logged by the tracing switch.",
             m->trace_lines);
 

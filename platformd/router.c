@@ -22,15 +22,7 @@ static bool is_request(const Plat__PlatformMessage *m)
 static void reply_error(pd_t *pd, const Plat__PlatformMessage *m, int code, const char *message,
                         const char *detail)
 {
-    /* Built here rather than with plat_bus_reply_error so that the tracing
-     * switch sees the reply. */
-    Plat__PlatformMessage *r = plat_msg_new_empty();
-    int rc = r ? plat_msg_set_error(r, code, message, detail) : -ENOMEM;
-    if (rc == 0)
-        rc = plat_bus_reply(pd->bus, m, r);
-    if (rc == 0)
-        pd_trace_tx(pd, r, plat__platform_message__get_packed_size(r));
-    plat_envelope_free(&r);
+    int rc = plat_bus_reply_error(pd->bus, m, code, message, detail);
     if (rc < 0)
         plat_log_warn("router", "error reply not sent: %s to=%s seq=%llu", strerror(-rc),
                       m->header->source->id, (unsigned long long)m->header->seq_no);

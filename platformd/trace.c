@@ -231,6 +231,12 @@ void pd_trace_tx(pd_t *pd, const Plat__PlatformMessage *m, size_t size)
     trace(pd, m, size, true);
 }
 
+void pd_trace_on_tx(plat_bus_t *bus, const Plat__PlatformMessage *m, size_t size, void *arg)
+{
+    (void)bus;
+    trace(arg, m, size, true);
+}
+
 void pd_trace_on_reply(const char *peer, uint64_t seq, const Plat__PlatformMessage *reply,
                        void *arg)
 {

@@ -16,9 +16,10 @@
  *        includes messages forwarded between endpoints;
  *   rx   replies to the platform's own requests (a plat_sync reply observer:
  *        the bus consumes those before the router);
- *   tx   the platform's own sends that go through pd_trace_tx: error
- *        replies of the router. (A tx hook in libplatcommon/bus.c would let
- *        every send be traced; see docs/diagnostics.md.)
+ *   tx   every message the platform sends itself (events, requests —
+ *        lifecycle hooks, invokes, pings, task triggers — and replies,
+ *        resource and ability answers and error replies included): the
+ *        bus's tx observer (plat_bus_set_tx_observer) calls pd_trace_on_tx.
  *
  * Switched by config (trace.instances, trace.hosts) and by the API
  * (POST /api/v1/trace). Loop thread only. */
@@ -60,6 +61,9 @@ const char *pd_trace_instance_of(const Plat__PlatformMessage *m);
  * "tx"; `size` its encoded length in bytes. */
 void pd_trace_rx(pd_t *pd, const Plat__PlatformMessage *m, size_t size);
 void pd_trace_tx(pd_t *pd, const Plat__PlatformMessage *m, size_t size);
+
+/* Installed as the bus's tx observer by pd_diag_start (arg = pd). */
+void pd_trace_on_tx(plat_bus_t *bus, const Plat__PlatformMessage *m, size_t size, void *arg);
 
 /* Installed on the bus's synchronizer by pd_diag_start (arg = pd). */
 void pd_trace_on_reply(const char *peer, uint64_t seq, const Plat__PlatformMessage *reply,

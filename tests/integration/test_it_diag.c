@@ -671,6 +671,12 @@ static void test_trace(void **state)
         IT_CHECK(env, n == 1, "A's request seq=%llu traced once (got %d)",
                  (unsigned long long)a_seq[k], n);
         rx_a += n;
+        /* and the platform's answer to it, seen by the bus's tx observer */
+        snprintf(needle, sizeof needle, "dir=tx source=platform destination=%s seq=%llu ",
+                 host_id, (unsigned long long)a_seq[k]);
+        n = count_trace_lines(pd, needle, "kind=reply");
+        IT_CHECK(env, n == 1, "the reply to A's request seq=%llu traced once (got %d)",
+                 (unsigned long long)a_seq[k], n);
     }
     IT_CHECK(env, count_trace_lines(pd, "dir=rx", "match=instance:" UUID_A) == rx_a,
              "no other received message of A traced");

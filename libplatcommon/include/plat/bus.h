@@ -146,6 +146,15 @@ int plat_bus_forward(plat_bus_t *bus, const char *peer, const uint8_t *raw, size
 /* Requests of `peer` to this ROUTER not answered yet (max_pending). */
 unsigned plat_bus_pending(const plat_bus_t *bus, const char *peer);
 
+/* Observer of every message this bus sends itself (plat_bus_send,
+ * plat_bus_request, plat_bus_reply, plat_bus_reply_error; not
+ * plat_bus_forward, whose bytes the receive path already saw), called after
+ * a successful send with the message and its encoded length. One observer;
+ * NULL removes it. Used by platformd's tracing switch. */
+typedef void (*plat_bus_tx_cb)(plat_bus_t *bus, const Plat__PlatformMessage *msg, size_t len,
+                               void *arg);
+void plat_bus_set_tx_observer(plat_bus_t *bus, plat_bus_tx_cb cb, void *arg);
+
 /* Human-readable name of a drop reason ("spoofed source", ...). */
 const char *plat_bus_drop_name(plat_bus_drop_t reason);
 
