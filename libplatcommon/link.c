@@ -83,6 +83,30 @@ static void schedule_retry(plat_link_t *l)
     uv_timer_start(&l->retry, on_retry, wait, 0);
 }
 
+/* The platform admitted us (`late`: the ack answers an attempt that had
+ * already timed out). */
+static void accept_ack(plat_link_t *l, const Plat__RegisterAck *ack, bool late)
+{
+    if (l->state == PLAT_LINK_REGISTERED && strcmp(l->platform_boot_id, ack->boot_id) == 0)
+        return; /* the answer to another attempt of the same registration */
+    uv_timer_stop(&l->retry);
+    bool restarted = l->platform_boot_id[0] && strcmp(l->platform_boot_id, ack->boot_id) != 0;
+    snprintf(l->platform_boot_id, sizeof l->platform_boot_id, "%s", ack->boot_id);
+    if (ack->heartbeat_interval_ms)
+        l->interval_ms = ack->heartbeat_interval_ms;
+    if (ack->heartbeat_miss)
+        l->miss = ack->heartbeat_miss;
+    l->backoff_ms = l->opts.retry_initial_ms;
+    l->attempts = 0;
+    say(l, PLAT_LOG_NOTICE, "registered with the platform%s%s id=%s platform_boot_id=%s "
+                            "heartbeat_interval_ms=%u heartbeat_miss=%u",
+                    restarted ? " (new platform boot)" : "",
+                    late ? " (answer to an earlier attempt)" : "", l->identity, l->platform_boot_id,
+                    l->interval_ms, l->miss);
+    start_watchdog(l);
+    set_state(l, PLAT_LINK_REGISTERED);
+}
+
 static void on_register_reply(int status, const Plat__PlatformMessage *reply, void *arg)
 {
     plat_link_t *l = arg;
@@ -114,20 +138,7 @@ static void on_register_reply(int status, const Plat__PlatformMessage *reply, vo
         schedule_retry(l);
         return;
     }
-    bool restarted = l->platform_boot_id[0] && strcmp(l->platform_boot_id, ack->boot_id) != 0;
-    snprintf(l->platform_boot_id, sizeof l->platform_boot_id, "%s", ack->boot_id);
-    if (ack->heartbeat_interval_ms)
-        l->interval_ms = ack->heartbeat_interval_ms;
-    if (ack->heartbeat_miss)
-        l->miss = ack->heartbeat_miss;
-    l->backoff_ms = l->opts.retry_initial_ms;
-    l->attempts = 0;
-    say(l, PLAT_LOG_NOTICE, "registered with the platform%s id=%s platform_boot_id=%s "
-                            "heartbeat_interval_ms=%u heartbeat_miss=%u",
-                    restarted ? " (new platform boot)" : "", l->identity, l->platform_boot_id,
-                    l->interval_ms, l->miss);
-    start_watchdog(l);
-    set_state(l, PLAT_LINK_REGISTERED);
+    accept_ack(l, ack, false);
 }
 
 static void attempt(plat_link_t *l)
@@ -227,6 +238,18 @@ static void on_drop(plat_bus_t *bus, plat_bus_drop_t reason, const char *peer,
                     const Plat__PlatformMessage *msg, const char *why, void *arg)
 {
     plat_link_t *l = arg;
+    /* Attempts made while the platform was unreachable wait in the socket's
+     * queue and are all answered once it is back, after they timed out
+     * here: such an ack is still the platform admitting us, so take it
+     * rather than stay unregistered until the next attempt. */
+    if (reason == PLAT_BUS_DROP_LATE_REPLY && msg && !msg->header->error &&
+        msg->channel_case == PLAT__PLATFORM_MESSAGE__CHANNEL_CONTROL &&
+        msg->control->body_case == PLAT__CONTROL_MESSAGE__BODY_REGISTER_ACK &&
+        plat_uuid_valid(msg->control->register_ack->boot_id) && !l->destroying) {
+        l->last_rx_ms = plat_mono_ms();
+        accept_ack(l, msg->control->register_ack, true);
+        return;
+    }
     if (l->opts.on_drop) {
         l->opts.on_drop(bus, reason, peer, msg, why, l->opts.arg);
         return;

@@ -36,6 +36,8 @@ typedef enum {
     ANSWER_ACK = 0, /* register_ack */
     ANSWER_NONE,    /* leave registrations unanswered */
     ANSWER_ERROR,   /* refuse with an error reply */
+    ANSWER_HOLD,    /* keep the first registration (f->held) for the test to
+                       answer later; leave the others unanswered */
 } answer_t;
 
 typedef struct {
@@ -62,6 +64,7 @@ typedef struct {
     int n_reg;
     int reg_bad; /* registrations that did not look right */
     int n_other; /* other messages at the platform */
+    Plat__PlatformMessage *held; /* ANSWER_HOLD: the first registration */
     /* pings from the platform */
     int pings_sent, pongs, ping_fail;
     Plat__HostState last_pong;
@@ -92,7 +95,9 @@ static void platform_on_message(plat_bus_t *bus, const plat_bus_rx_t *rx, void *
         strcmp(rx->peer, f->link_id) != 0 || strcmp(m->control->ready->host->id, f->link_id) != 0 ||
         m->header->timeout_ms != REGISTER_TIMEOUT_MS || strcmp(m->header->boot_id, f->link_boot))
         f->reg_bad++;
-    if (f->answer == ANSWER_NONE)
+    if (f->answer == ANSWER_HOLD && !f->held)
+        assert_int_equal(plat_envelope_decode(rx->raw, rx->raw_len, 0, &f->held, NULL), 0);
+    if (f->answer == ANSWER_NONE || f->answer == ANSWER_HOLD)
         return;
     if (f->answer == ANSWER_ERROR || f->refuse_first > 0) {
         if (f->refuse_first > 0)
@@ -254,6 +259,7 @@ static void on_closed(uv_handle_t *h)
 static int teardown(void **state)
 {
     fx_t *f = *state;
+    plat_envelope_free(&f->held);
     plat_link_destroy(&f->link);
     assert_null(f->link);
     plat_bus_destroy(&f->platform);
@@ -547,6 +553,27 @@ static void test_register_timeout_retries(void **state)
     assert_string_equal(plat_link_platform_boot_id(f->link), f->pboot);
 }
 
+/* Attempts made while the platform could not answer are all answered once
+ * it can, after they timed out at the link: the late register_ack is
+ * taken at once instead of waiting for an attempt that is answered in time
+ * (here: none is). */
+static void test_late_ack_accepted(void **state)
+{
+    fx_t *f = *state;
+    f->answer = ANSWER_HOLD;
+    assert_non_null(platform_new(f));
+    assert_non_null(link_new(f));
+    wait_regs(f, 2); /* the first attempt timed out, a second one was made */
+    assert_non_null(f->held);
+    assert_int_equal(plat_link_state(f->link), PLAT_LINK_REGISTERING);
+    Plat__PlatformMessage *ack = plat_msg_register_ack(f->pboot, f->ack_interval_ms, f->ack_miss);
+    assert_int_equal(plat_bus_reply(f->platform, f->held, ack), 0);
+    plat_envelope_free(&ack);
+    wait_state(f, PLAT_LINK_REGISTERED);
+    assert_string_equal(plat_link_platform_boot_id(f->link), f->pboot);
+    assert_int_equal(count_state(f, PLAT_LINK_REGISTERED), 1);
+}
+
 static void test_refused_then_admitted(void **state)
 {
     fx_t *f = *state;
@@ -602,6 +629,7 @@ int main(void)
         T(test_lost_then_backoff),
         T(test_platform_restart_new_boot),
         T(test_register_timeout_retries),
+        T(test_late_ack_accepted),
         T(test_refused_then_admitted),
         T(test_platform_starts_later),
         T(test_destroy_while_registering),
