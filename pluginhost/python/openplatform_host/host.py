@@ -226,6 +226,14 @@ class Host:
                          % (status, self.backoff_ms, self.id))
             self._schedule_retry()
             return
+        self._accept_ack(ack, False)
+
+    def _accept_ack(self, ack, late):
+        """The platform admitted us (late: the ack answers an attempt that had
+        already timed out, as libplatcommon/link.c does)."""
+        if self.state == REGISTERED and self.platform_boot_id == ack.boot_id:
+            return  # the answer to another attempt of the same registration
+        self.retry_at = None
         restarted = bool(self.platform_boot_id) and self.platform_boot_id != ack.boot_id
         self.platform_boot_id = ack.boot_id
         if ack.heartbeat_interval_ms:
@@ -234,9 +242,10 @@ class Host:
             self.miss = ack.heartbeat_miss
         self.backoff_ms = self.retry_initial_ms
         self.attempts = 0
-        log.notice("link", "registered with the platform%s id=%s platform_boot_id=%s "
+        log.notice("link", "registered with the platform%s%s id=%s platform_boot_id=%s "
                    "heartbeat_interval_ms=%d heartbeat_miss=%d"
-                   % (" (new platform boot)" if restarted else "", self.id,
+                   % (" (new platform boot)" if restarted else "",
+                      " (answer to an earlier attempt)" if late else "", self.id,
                       self.platform_boot_id, self.interval_ms, self.miss))
         self._set_state(REGISTERED)
 
@@ -352,6 +361,16 @@ class Host:
 
     def _on_drop(self, why, m):
         late = why.startswith("late reply")
+        # Attempts queued while the platform was down are all answered late
+        # once it is back: such an ack still admits us.
+        if late and m is not None and not self.stopping and \
+                not m.header.HasField("error") and \
+                m.WhichOneof("channel") == "control" and \
+                m.control.WhichOneof("body") == "register_ack" and \
+                uuid_valid(m.control.register_ack.boot_id):
+            self.last_rx = mono_ms()
+            self._accept_ack(m.control.register_ack, True)
+            return
         (log.info if late else log.warn)(
             "link", "dropped message from the platform: %s id=%s seq=%d"
             % (why, self.id, m.header.seq_no if m is not None else 0))
