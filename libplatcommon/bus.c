@@ -211,48 +211,39 @@ static bool peer_may_answer_busy(peer_t *p, uint64_t now)
     return p->busy_answers++ < BUSY_REPLIES_PER_SEC;
 }
 
+static int reply_error(plat_bus_t *bus, const Plat__PlatformMessage *request, int code,
+                       const char *message, const char *detail, bool admitted);
+
 static void drop_and_answer(plat_bus_t *bus, plat_bus_drop_t reason, const char *from,
                             const Plat__PlatformMessage *m, int code, const char *message,
                             const char *why)
 {
     drop(bus, reason, from, m, why);
     if (m && m->header->kind == PLAT__MESSAGE_KIND__MESSAGE_KIND_REQUEST)
-        plat_bus_reply_error(bus, m, code, message, m->header->destination->id);
+        reply_error(bus, m, code, message, m->header->destination->id, false);
 }
 
 /* ---- receive -------------------------------------------------------------- */
 
-/* Limits on the ROUTER before decoding: the token bucket. Returns true
- * when the message may go on; else it was counted (and, a few times a
- * second, decoded to be answered -EBUSY). */
-static bool admit_rate(plat_bus_t *bus, const char *from, zmq_msg_t *payload, uint64_t now,
-                       peer_t **peer_out)
+/* The token bucket, after decoding: false when the message was refused
+ * (counted; a request is answered -EBUSY a few times a second). Replies
+ * to the platform's own requests are never limited nor charged: the
+ * platform bounds them itself, and a flooding host must still be able to
+ * answer its pings. */
+static bool admit_rate(plat_bus_t *bus, peer_t *p, const char *from,
+                       const Plat__PlatformMessage *m, uint64_t now)
 {
-    peer_t *p = peer_get(bus, from, now);
-    *peer_out = p;
-    if (!p)
-        return true;
     p->last_seen_ms = now;
-    if (peer_take_token(bus, p, now))
+    const Plat__Header *h = m->header;
+    if (h->kind == PLAT__MESSAGE_KIND__MESSAGE_KIND_REPLY ||
+        peer_take_token(bus, p, now))
         return true;
-    if (!peer_may_answer_busy(p, now)) {
+    if (h->kind == PLAT__MESSAGE_KIND__MESSAGE_KIND_REQUEST &&
+        strcmp(h->source->id, from) == 0 && peer_may_answer_busy(p, now))
+        drop_and_answer(bus, PLAT_BUS_DROP_RATE_LIMITED, from, m, -EBUSY,
+                        "rate limited: too many messages from this endpoint", NULL);
+    else
         bus->stats.dropped[PLAT_BUS_DROP_RATE_LIMITED]++; /* silently: a flood */
-        return false;
-    }
-    Plat__PlatformMessage *m = NULL;
-    if (plat_envelope_decode(zmq_msg_data(payload), zmq_msg_size(payload), bus->max_msg_size, &m,
-                             NULL) == 0 &&
-        strcmp(m->header->source->id, from) == 0 &&
-        m->header->kind == PLAT__MESSAGE_KIND__MESSAGE_KIND_REPLY) {
-        /* Replies to the platform's own requests are never limited: the
-         * platform bounds them itself. Let it through the normal path. */
-        plat_envelope_free(&m);
-        return true;
-    }
-    drop_and_answer(bus, PLAT_BUS_DROP_RATE_LIMITED, from,
-                    m && strcmp(m->header->source->id, from) == 0 ? m : NULL, -EBUSY,
-                    "rate limited: too many messages from this endpoint", NULL);
-    plat_envelope_free(&m);
     return false;
 }
 
@@ -280,12 +271,6 @@ static int on_readable(void *arg)
     bool route_ok = bus->role != PLAT_ENDPOINT_ROUTER || strcmp(peer, from_copy) == 0;
 
     uint64_t now = plat_mono_ms();
-    peer_t *lp = NULL;
-    if (route_ok && limits_on(bus) && !admit_rate(bus, from_copy, &payload, now, &lp)) {
-        zmq_msg_close(&payload);
-        return 1;
-    }
-
     const uint8_t *raw = zmq_msg_data(&payload);
     size_t raw_len = zmq_msg_size(&payload);
     Plat__PlatformMessage *m = NULL;
@@ -298,6 +283,12 @@ static int on_readable(void *arg)
         if (rc == -ENOMEM)
             why = "out of memory";
         drop(bus, reason, from_copy, NULL, why);
+        zmq_msg_close(&payload);
+        return 1;
+    }
+    peer_t *lp = route_ok && limits_on(bus) ? peer_get(bus, from_copy, now) : NULL;
+    if (lp && !admit_rate(bus, lp, from_copy, m, now)) {
+        plat_envelope_free(&m);
         zmq_msg_close(&payload);
         return 1;
     }
@@ -520,29 +511,45 @@ int64_t plat_bus_request(plat_bus_t *bus, const char *dst, Plat__PlatformMessage
     return rc < 0 ? rc : (int64_t)seq;
 }
 
-int plat_bus_reply(plat_bus_t *bus, const Plat__PlatformMessage *request,
-                   Plat__PlatformMessage *reply)
+/* `admitted`: the request was handed to the owner and counts as pending
+ * for its sender (limits); a refusal answered by the bus itself does not,
+ * and must not clear an admitted request that reuses its seq_no. */
+static int send_reply(plat_bus_t *bus, const Plat__PlatformMessage *request,
+                      Plat__PlatformMessage *reply, bool admitted)
 {
     if (!request || !request->header || !request->header->source)
         return -EINVAL;
     const char *dst = request->header->source->id;
-    peer_answered(bus, dst, request->header->seq_no);
+    if (admitted)
+        peer_answered(bus, dst, request->header->seq_no);
     int rc = fill_header(bus, reply, dst, PLAT__MESSAGE_KIND__MESSAGE_KIND_REPLY,
                          request->header->seq_no, 0);
     return rc < 0 ? rc : send_encoded(bus, dst, reply);
 }
 
-int plat_bus_reply_error(plat_bus_t *bus, const Plat__PlatformMessage *request, int code,
-                         const char *message, const char *detail)
+int plat_bus_reply(plat_bus_t *bus, const Plat__PlatformMessage *request,
+                   Plat__PlatformMessage *reply)
+{
+    return send_reply(bus, request, reply, true);
+}
+
+static int reply_error(plat_bus_t *bus, const Plat__PlatformMessage *request, int code,
+                       const char *message, const char *detail, bool admitted)
 {
     Plat__PlatformMessage *r = plat_msg_new_empty();
     if (!r)
         return -ENOMEM;
     int rc = plat_msg_set_error(r, code, message, detail);
     if (rc == 0)
-        rc = plat_bus_reply(bus, request, r);
+        rc = send_reply(bus, request, r, admitted);
     plat_envelope_free(&r);
     return rc;
+}
+
+int plat_bus_reply_error(plat_bus_t *bus, const Plat__PlatformMessage *request, int code,
+                         const char *message, const char *detail)
+{
+    return reply_error(bus, request, code, message, detail, true);
 }
 
 int plat_bus_forward(plat_bus_t *bus, const char *peer, const uint8_t *raw, size_t len)
