@@ -146,12 +146,17 @@ int plat_keys_check_private(const char *path, char *why, size_t why_size)
     return 0;
 }
 
-/* The first line of `path` (at most 127 bytes) into buf, trimmed. */
+/* The whole of a key file (at most size - 1 bytes) into buf, trailing
+ * line ends and spaces trimmed. A file with more, or with a NUL byte,
+ * yields "" (which no key check accepts): either would otherwise hide
+ * content after the key. */
 static int read_line(int fd, char *buf, size_t size)
 {
     size_t n = 0;
-    while (n + 1 < size) {
-        ssize_t r = read(fd, buf + n, size - 1 - n);
+    for (;;) {
+        char extra;
+        bool full = n + 1 >= size;
+        ssize_t r = full ? read(fd, &extra, 1) : read(fd, buf + n, size - 1 - n);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
@@ -159,9 +164,17 @@ static int read_line(int fd, char *buf, size_t size)
         }
         if (r == 0)
             break;
+        if (full) {
+            buf[0] = 0;
+            return 0;
+        }
         n += (size_t)r;
     }
     buf[n] = 0;
+    if (memchr(buf, 0, n)) {
+        buf[0] = 0;
+        return 0;
+    }
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
         buf[--n] = 0;
     return 0;

@@ -452,6 +452,15 @@ static void test_malformed_z85_refused(void **state)
     memset(buf + strlen(buf), 'y', 200);
     buf[PLAT_KEY_Z85_LEN + 1 + 200] = 0;
     assert_secret_refused(f, buf, strlen(buf), "long garbage after the newline");
+    /* content hidden from a string comparison: after a NUL byte, or after
+     * more line ends than one read of a key file takes */
+    size_t n = (size_t)snprintf(buf, sizeof buf, "%s", k);
+    memcpy(buf + n, "\0GARBAGE\n", 9);
+    assert_secret_refused(f, buf, n + 9, "NUL then garbage");
+    n = (size_t)snprintf(buf, sizeof buf, "%s", k);
+    memset(buf + n, '\n', 87);
+    memcpy(buf + n + 87, "GARBAGE", 7);
+    assert_secret_refused(f, buf, n + 87 + 7, "87 newlines then garbage");
 
     /* the accepted shapes: the key with or without a final newline (CRLF
      * too) */
