@@ -332,6 +332,12 @@ int hb_manager_start(hb_manager_t *m, uv_loop_t *loop, const hb_config_t *cfg)
     sd_notify(0, "READY=1\nSTATUS=registering");
     plat_log_notice("manager", "hostbootd %s started id=%s boot_id=%s platform=%s runtimes=%zu",
                     PLAT_VERSION, m->id, m->boot_id, cfg->platform.endpoint, cfg->n_runtimes);
+    if (!cfg->hosts.user || !cfg->hosts.user[0])
+        plat_log_warn("manager", "plugin hosts run as hostbootd's own user (hosts.user is empty): "
+                                 "plugin code can read every file this user can, bus keys and "
+                                 "the API token included; set hosts.user to a dedicated user "
+                                 "uid=%d",
+                      (int)geteuid());
     return 0;
 }
 

@@ -140,6 +140,12 @@ int hb_exec_host_main(int argc, char **argv)
             return 127;
         }
     }
+    /* No core files: a host's memory holds its bus secret key. */
+    struct rlimit no_core = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &no_core) != 0) {
+        fprintf(stderr, "hostbootd --exec-host: setrlimit RLIMIT_CORE=0: %s\n", strerror(errno));
+        return 127;
+    }
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
         fprintf(stderr, "hostbootd --exec-host: PR_SET_NO_NEW_PRIVS: %s\n", strerror(errno));
         return 127;

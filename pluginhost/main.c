@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sysexits.h>
 
 #include "host.h"
@@ -165,6 +166,14 @@ int main(int argc, char **argv)
     if (key_file && !host_id)
         return usage_error("--key-file needs --host-id: the key is authorized for one id", NULL);
     if (have_secret) {
+#ifndef __SANITIZE_ADDRESS__
+        /* The secret key lives in this process from here on: no core dump,
+         * no ptrace or /proc/<pid>/mem by other processes of the same user
+         * (other hosts under a shared hosts.user). Not in sanitizer builds:
+         * LeakSanitizer needs to ptrace its own process. */
+        if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+            fprintf(stderr, "pluginhost: PR_SET_DUMPABLE 0: %s\n", strerror(errno));
+#endif
         plat_keypair_t kp;
         char server[PLAT_KEY_Z85_LEN + 1] = "", why[512];
         int krc = key_fd >= 0 ? plat_keys_read_fd(key_fd, &kp, why, sizeof why)

@@ -923,6 +923,9 @@ static void test_host_isolation(void **state)
     IT_CHECK(env, proc_limit(pid, "Max cpu time", lim, sizeof lim) &&
                       strncmp(lim, "3600 3600 ", 10) == 0,
              "RLIMIT_CPU 3600 s (got \"%s\")", lim);
+    IT_CHECK(env, proc_limit(pid, "Max core file size", lim, sizeof lim) &&
+                      strncmp(lim, "0 0 ", 4) == 0,
+             "RLIMIT_CORE 0: a host's memory holds its key (got \"%s\")", lim);
 
     /* Its own directory under hosts.work_dir, named after it. */
     char link[64], cwd[IT_PATH_MAX];
