@@ -8,14 +8,18 @@
 #include <string.h>
 
 #include "lifecycle.h"
+#include "package.h"
 #include "platformd.h"
+#include "resource.h"
 #include "tasks.h"
 #include "websvc.h"
 
+/* The module's state (pd->ability); pd_ability_t is a manifest entry
+ * (package.h). */
 typedef struct pd_ability {
     pd_t *pd;
     uv_timer_t boot; /* reloads the stored services once every module runs */
-} pd_ability_t;
+} ability_mod_t;
 
 /* ---- messages -------------------------------------------------------------- */
 
@@ -178,6 +182,114 @@ static bool health_path_ok(const char *p)
     return true;
 }
 
+/* ---- the manifest's abilities (docs/packages.md "abilities") -------------- */
+
+/* The port of platformd's bus endpoint ("tcp://127.0.0.1:7700"), 0 if none. */
+static unsigned bus_port(const pd_t *pd)
+{
+    const char *ep = pd->cfg ? pd->cfg->bus.endpoint : NULL;
+    const char *colon = ep ? strrchr(ep, ':') : NULL;
+    if (!colon || !colon[1])
+        return 0;
+    char *end = NULL;
+    unsigned long v = strtoul(colon + 1, &end, 10);
+    return *end == 0 && v <= 65535 ? (unsigned)v : 0;
+}
+
+/* May a service listen on `port` at all (whatever the manifest says)?
+ * NULL if so, else why not. */
+static const char *port_reserved(const pd_t *pd, unsigned port)
+{
+    if (port < 1024)
+        return "ports below 1024 are not allowed";
+    if (pd->cfg && port == (unsigned)pd->cfg->http.port)
+        return "the port is platformd's HTTP API";
+    if (port == bus_port(pd))
+        return "the port is platformd's bus";
+    return NULL;
+}
+
+/* Does the instance's manifest declare this registration? 0, -EACCES (not
+ * declared or a reserved port: why says), or the error of reading the
+ * manifest (why says). For a service `name` is ignored. */
+static int manifest_allows(pd_t *pd, const char *instance, bool task, const char *name,
+                           unsigned port, char *why, size_t why_size)
+{
+    if (!task) {
+        const char *no = port_reserved(pd, port);
+        if (no) {
+            snprintf(why, why_size, "port %u: %s", port, no);
+            return -EACCES;
+        }
+    }
+    pd_manifest_t mf;
+    char mwhy[256];
+    int rc = pd_resources_manifest(pd, instance, &mf, mwhy, sizeof mwhy);
+    if (rc < 0) {
+        snprintf(why, why_size, "cannot read the instance's manifest: %s", mwhy);
+        return rc;
+    }
+    bool any_service = false;
+    rc = -EACCES;
+    for (size_t i = 0; i < mf.n_abilities && rc; i++) {
+        const pd_ability_t *a = &mf.abilities[i];
+        if (task && a->kind == PD_ABILITY_TASK &&
+            (strcmp(a->name, "*") == 0 || strcmp(a->name, name) == 0))
+            rc = 0;
+        if (!task && a->kind == PD_ABILITY_SERVICE) {
+            any_service = true;
+            if (a->port == 0 || a->port == port)
+                rc = 0;
+        }
+    }
+    if (rc && task)
+        snprintf(why, why_size,
+                 "task \"%.64s\" is not declared in the manifest of %.64s %.128s "
+                 "(abilities: {\"kind\": \"task\", \"name\": \"%.64s\" or \"*\"})",
+                 name, mf.id, mf.version, name);
+    else if (rc && any_service)
+        snprintf(why, why_size,
+                 "port %u is not the port declared in the manifest of %.64s %.128s "
+                 "(abilities: service spec \"<port>/<health path>\")",
+                 port, mf.id, mf.version);
+    else if (rc)
+        snprintf(why, why_size,
+                 "no service ability is declared in the manifest of %.64s %.128s "
+                 "(abilities: {\"kind\": \"service\", ...})",
+                 mf.id, mf.version);
+    pd_manifest_free(&mf);
+    return rc;
+}
+
+/* Check a registration against the manifest; on refusal reply, log, count
+ * and return false. */
+static bool declared(pd_t *pd, const Plat__PlatformMessage *m, const Plat__AbilityRegister *r)
+{
+    bool task = r->kind == PLAT__ABILITY_KIND__ABILITY_KIND_TASK;
+    char why[512];
+    int rc = manifest_allows(pd, r->instance, task, r->name, r->port, why, sizeof why);
+    if (rc == 0)
+        return true;
+    if (rc == -EACCES) {
+        pd->metrics.ability_denied++;
+        if (task)
+            plat_log_warn("ability", "task registration refused: %s instance=%s task=%.64s", why,
+                          r->instance, r->name);
+        else
+            plat_log_warn("ability", "service registration refused: %s instance=%s port=%u", why,
+                          r->instance, r->port);
+        reply(pd, m, -EACCES,
+              task ? "task registration refused: not allowed by the manifest"
+                   : "service registration refused: not allowed by the manifest",
+              why);
+        return false;
+    }
+    plat_log_warn("ability", "%s registration refused: %s instance=%s", task ? "task" : "service",
+                  why, r->instance);
+    reply(pd, m, rc, task ? "task registration refused" : "service registration refused", why);
+    return false;
+}
+
 static void on_register(pd_t *pd, const Plat__PlatformMessage *m, const pd_endpoint_t *ep)
 {
     const Plat__AbilityRegister *r = m->ability->register_;
@@ -185,6 +297,8 @@ static void on_register(pd_t *pd, const Plat__PlatformMessage *m, const pd_endpo
         return;
     char why[320];
     if (r->kind == PLAT__ABILITY_KIND__ABILITY_KIND_TASK) {
+        if (!declared(pd, m, r))
+            return;
         int rc = pd_tasks_register(pd->tasks, r->instance, r->name, r->cron, why, sizeof why);
         if (rc < 0)
             plat_log_warn("ability", "task registration refused: %s instance=%s task=%.64s", why,
@@ -205,6 +319,8 @@ static void on_register(pd_t *pd, const Plat__PlatformMessage *m, const pd_endpo
         reply(pd, m, -EINVAL, "service registration refused", why);
         return;
     }
+    if (!declared(pd, m, r))
+        return;
     int rc = pd_websvc_register(pd, r->instance, (uint16_t)r->port, r->health_path);
     if (rc < 0) {
         plat_log_warn("ability", "service registration refused: %s instance=%s port=%u",
@@ -305,7 +421,15 @@ void pd_ability_handle(pd_t *pd, const plat_bus_rx_t *rx, pd_endpoint_t *ep)
 static int reload_service(const pd_store_service_t *sv, void *arg)
 {
     pd_t *pd = arg;
-    int rc = pd_websvc_register(pd, sv->instance, (uint16_t)sv->port, sv->health_path);
+    /* Stored before the manifest was enforced, or the ports moved since. */
+    char why[512];
+    int rc = manifest_allows(pd, sv->instance, false, "", sv->port, why, sizeof why);
+    if (rc < 0) {
+        plat_log_warn("ability", "stored service not restored: %s instance=%s port=%u", why,
+                      sv->instance, sv->port);
+        return 0;
+    }
+    rc = pd_websvc_register(pd, sv->instance, (uint16_t)sv->port, sv->health_path);
     if (rc < 0)
         plat_log_warn("ability", "stored service not restored: %s, ignoring instance=%s port=%u",
                       strerror(-rc), sv->instance, sv->port);
@@ -314,7 +438,7 @@ static int reload_service(const pd_store_service_t *sv, void *arg)
 
 static void on_boot(uv_timer_t *h)
 {
-    pd_ability_t *a = h->data;
+    ability_mod_t *a = h->data;
     pd_t *pd = a->pd;
     if (pd->lifecycle && pd->websvc)
         pd_store_list_services(pd_lifecycle_store(pd->lifecycle), reload_service, pd);
@@ -324,7 +448,7 @@ int pd_ability_start(pd_t *pd)
 {
     if (!pd->lifecycle)
         return -EINVAL;
-    pd_ability_t *a = calloc(1, sizeof *a);
+    ability_mod_t *a = calloc(1, sizeof *a);
     if (!a)
         return -ENOMEM;
     a->pd = pd;

@@ -7,8 +7,12 @@
  *   platform -> host  AbilityTrigger (REQUEST) when a task is due, sent by
  *                     the lifecycle (pd_lifecycle_trigger), answered
  *                     AbilityResult by the plugin's task hook.
- * A host may only speak for instances attached to it (-EACCES otherwise,
- * logged and counted in ability_denied).
+ * A host may only speak for instances attached to it, and a registration
+ * must be declared by the instance's manifest `abilities` (a task ability
+ * with the task's name or "*"; a service ability with the port or "*";
+ * never a port < 1024 or platformd's HTTP or bus port; docs/packages.md):
+ * -EACCES otherwise, logged with instance=<uuid> and counted in
+ * ability_denied.
  *
  * The handler, module start/stop and pd_ability_forget_instance are
  * declared in platformd.h; this header holds the channel's message

@@ -378,7 +378,8 @@ char *pd_metrics_render(pd_t *pd, size_t *len)
             "running).",
             m->task_skipped);
     counter(&t, "plat_ability_denied_total",
-            "Ability requests refused (instance not attached to the sending host).",
+            "Ability requests refused (instance not attached to the sending host, or the ability "
+            "not declared in its manifest).",
             m->ability_denied);
     counter(&t, "plat_service_proxied_total",
             "Plugin web-service requests answered by the plugin.", m->service_proxied);

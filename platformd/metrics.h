@@ -23,7 +23,8 @@ typedef struct {
     uint64_t task_missed;        /* missed runs fired late after a restart */
     uint64_t task_skipped;       /* runs not delivered: previous run in flight, or the
                                     instance not running */
-    uint64_t ability_denied;     /* Ability requests refused: instance not on the sender */
+    uint64_t ability_denied;     /* Ability requests refused: instance not on the sender, or
+                                    not declared in its manifest (port, task name) */
     uint64_t service_proxied;    /* /plugins/{uuid}/svc requests answered by a plugin */
     uint64_t service_unavailable;/* answered 503 (unhealthy / not registered) */
     uint64_t service_health_failures; /* failed health checks */

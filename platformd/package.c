@@ -680,8 +680,11 @@ static int f_ability(json_t *a, size_t idx, pd_ability_t *ab, char *why, size_t 
 
     const char *name = json_string_value(json_object_get(a, "name"));
     snprintf(path, sizeof path, "abilities[%zu].name", idx);
-    if (!name || !valid_chars(name, 1, 64, false, "_-"))
-        return bad(why, size, path, "not a valid name (1-64 of a-z 0-9 _ -)");
+    /* "*" (tasks only): any task name may be registered. */
+    bool any_name = ab->kind == PD_ABILITY_TASK && name && strcmp(name, "*") == 0;
+    if (!name || (!any_name && !valid_chars(name, 1, 64, false, "_-")))
+        return bad(why, size, path,
+                   "not a valid name (1-64 of a-z 0-9 _ -, or \"*\" for a task: any name)");
 
     const char *spec = json_string_value(json_object_get(a, "spec"));
     snprintf(path, sizeof path, "abilities[%zu].spec", idx);
@@ -696,12 +699,15 @@ static int f_ability(json_t *a, size_t idx, pd_ability_t *ab, char *why, size_t 
                        "not a 5-field cron expression (minute hour day month weekday; "
                        "digits and * , - /)");
     } else {
-        bool ok = slash && parse_port(spec, (size_t)(slash - spec), &ab->port);
+        /* "*" for the port: any port (ab->port stays 0). */
+        bool ok = slash && ((slash - spec == 1 && spec[0] == '*') ||
+                            parse_port(spec, (size_t)(slash - spec), &ab->port));
         for (const char *p = slash; ok && *p; p++)
             ok = *p > 0x20 && *p < 0x7f;
         if (!ok)
             return bad(why, size, path,
-                       "not \"<port>/<health path>\" (port 1-65535, path printable, no spaces)");
+                       "not \"<port>/<health path>\" (port 1-65535 or *, path printable, "
+                       "no spaces)");
         if (!(ab->health_path = strdup(slash)))
             return -ENOMEM;
     }

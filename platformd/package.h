@@ -32,14 +32,18 @@
 
 typedef enum {
     PD_ABILITY_TASK = 0, /* "task": spec is a 5-field cron expression */
-    PD_ABILITY_SERVICE,  /* "service": spec is "<port>/<health path>" */
+    PD_ABILITY_SERVICE,  /* "service": spec is "<port>/<health path>", port "*" = any */
 } pd_ability_kind_t;
 
+/* What a plugin may register on the Ability channel (ability.c enforces
+ * it): a task whose name equals a task ability's name ("*": any name), a
+ * service on the port of a service ability (port 0: any allowed port). */
 typedef struct {
     pd_ability_kind_t kind;
-    char *name;        /* owned; [a-z0-9_-]{1,64}, unique within the manifest */
+    char *name;        /* owned; [a-z0-9_-]{1,64}, unique within the manifest;
+                          a task's may be "*" (any task name) */
     char *spec;        /* owned; as written in the manifest */
-    unsigned port;     /* service only: 1..65535 (0 for tasks) */
+    unsigned port;     /* service only: 1..65535, 0 = "*" any port (0 for tasks) */
     char *health_path; /* service only, owned: starts with "/" (NULL for tasks) */
 } pd_ability_t;
 

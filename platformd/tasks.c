@@ -512,8 +512,16 @@ void pd_tasks_run_done(pd_tasks_t *t, uint64_t run_id, int status, const char *w
             k->run_id = 0;
         return;
     }
+    /* -EPERM / -ENOENT: not delivered (the instance is not running, or
+     * gone), the same as when fire() returns them: skipped, not failed. */
+    bool skipped = status == -EPERM || status == -ENOENT;
     if (status == 0) {
         COUNT(t, task_runs);
+    } else if (skipped) {
+        COUNT(t, task_skipped);
+        plat_log_info("tasks", "task run skipped: %s instance=%s task=%s",
+                      why && why[0] ? why : "the instance is not running", k ? k->instance : "-",
+                      k ? k->name : "-");
     } else {
         COUNT(t, task_failures);
         plat_log_warn("tasks", "task run failed: %s (%d) instance=%s task=%s", why ? why : "",
@@ -522,7 +530,7 @@ void pd_tasks_run_done(pd_tasks_t *t, uint64_t run_id, int status, const char *w
     if (!k)
         return;
     k->run_id = 0;
-    persist_run(t, k, status == 0 ? "ok" : "error");
+    persist_run(t, k, status == 0 ? "ok" : skipped ? "skipped" : "error");
 }
 
 int pd_tasks_get(const pd_tasks_t *t, const char *instance, const char *name, pd_task_info_t *out)

@@ -11,7 +11,13 @@
  *     uninstall removes its tasks;
  *  b) the registration survives kill -9 of platformd; the run missed while
  *     it was down is fired once, with missed = true and its scheduled time,
- *     after the instance is brought back; then the regular runs follow.
+ *     after the instance is brought back; then the regular runs follow;
+ *  c) the manifest's abilities are enforced (docs/packages.md): a task name
+ *     not declared, any task or service of a package without abilities, a
+ *     service on a port other than the declared one, and platformd's own
+ *     HTTP and bus ports and ports < 1024 even when declared: all -EACCES,
+ *     counted in plat_ability_denied_total.
+ * (a and b use a package declaring {"kind": "task", "name": "*"}: any name.)
  * Lifecycle actions block their HTTP request until the host answered, so
  * they are posted from a helper thread while the test serves the bus. */
 #include <curl/curl.h>
@@ -34,6 +40,7 @@
 
 #include "harness.h"
 #include "plat/plat.h"
+#include "testports.h"
 
 #define HB_INTERVAL_MS 250
 #define HB_MISS 8
@@ -224,6 +231,36 @@ static int register_task(fake_t *f, it_client_t *c, const char *instance, const 
     return ability_request(f, c ? c : f->host, m);
 }
 
+static int register_service(fake_t *f, const char *instance, unsigned port)
+{
+    Plat__PlatformMessage *m = ability_msg();
+    Plat__AbilityRegister *r = malloc(sizeof *r);
+    assert_non_null(r);
+    plat__ability_register__init(r);
+    m->ability->body_case = PLAT__ABILITY_MESSAGE__BODY_REGISTER;
+    m->ability->register_ = r;
+    r->instance = plat_msg_strdup(instance);
+    r->kind = PLAT__ABILITY_KIND__ABILITY_KIND_SERVICE;
+    r->name = plat_msg_strdup("");
+    r->port = port;
+    r->health_path = plat_msg_strdup("/health");
+    return ability_request(f, f->host, m);
+}
+
+static int unregister_service(fake_t *f, const char *instance)
+{
+    Plat__PlatformMessage *m = ability_msg();
+    Plat__AbilityUnregister *u = malloc(sizeof *u);
+    assert_non_null(u);
+    plat__ability_unregister__init(u);
+    m->ability->body_case = PLAT__ABILITY_MESSAGE__BODY_UNREGISTER;
+    m->ability->unregister = u;
+    u->instance = plat_msg_strdup(instance);
+    u->kind = PLAT__ABILITY_KIND__ABILITY_KIND_SERVICE;
+    u->name = plat_msg_strdup("");
+    return ability_request(f, f->host, m);
+}
+
 static int unregister_task(fake_t *f, const char *instance, const char *name)
 {
     Plat__PlatformMessage *m = ability_msg();
@@ -361,33 +398,42 @@ static const char *start_platformd(it_env_t *env, it_proc_t **pd)
     return cfg;
 }
 
-/* A dev-mode package "ticker" whose entry is never loaded (the test is
- * its host). */
-static void register_package(it_env_t *env)
+/* A dev-mode package `id` whose entry is never loaded (the test is its
+ * host), declaring `abilities` (stolen; NULL: none). */
+static void register_package_as(it_env_t *env, const char *id, json_t *abilities)
 {
-    char dir[IT_PATH_MAX + 16], file[IT_PATH_MAX + 64];
-    snprintf(dir, sizeof dir, "%s/ticker-pkg", it_dir(env));
+    char dir[IT_PATH_MAX + 96], file[IT_PATH_MAX + 160];
+    snprintf(dir, sizeof dir, "%s/%s-pkg", it_dir(env), id);
     IT_CHECK(env, mkdir(dir, 0750) == 0, "mkdir %s", dir);
     snprintf(file, sizeof file, "%s/libticker.so", dir);
     int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     IT_CHECK(env, fd >= 0 && write(fd, "x", 1) == 1 && close(fd) == 0, "write %s", file);
     json_t *m =
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "id", "ticker", "version", "1.0.0", "language",
-                  "c", "runtime_version", "1", "entry", "libticker.so", "host_mode", "dev");
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "id", id, "version", "1.0.0", "language", "c",
+                  "runtime_version", "1", "entry", "libticker.so", "host_mode", "dev");
+    if (abilities)
+        json_object_set_new(m, "abilities", abilities);
     snprintf(file, sizeof file, "%s/manifest.json", dir);
     IT_CHECK(env, json_dump_file(m, file, 0) == 0, "write %s", file);
     json_decref(m);
     json_t *req = json_pack("{s:s}", "path", dir);
     int st = it_http_post(env, "/api/v1/packages", req, NULL);
     json_decref(req);
-    IT_CHECK(env, st == 201, "package registered (got %d)", st);
+    IT_CHECK(env, st == 201, "package %s registered (got %d)", id, st);
 }
 
-/* Install, enable, start a ticker instance on the fake dev host. */
-static void running_instance(fake_t *f, char uuid[64])
+/* "ticker": may register tasks of any name. */
+static void register_package(it_env_t *env)
 {
-    json_t *req =
-        json_pack("{s:s, s:s, s:s}", "plugin", "ticker", "version", "1.0.0", "org", "acme");
+    register_package_as(
+        env, "ticker",
+        json_pack("[{s:s, s:s, s:s}]", "kind", "task", "name", "*", "spec", "* * * * *"));
+}
+
+/* Install, enable, start an instance of `plugin` on the fake dev host. */
+static void running_instance_of(fake_t *f, const char *plugin, char uuid[64])
+{
+    json_t *req = json_pack("{s:s, s:s, s:s}", "plugin", plugin, "version", "1.0.0", "org", "acme");
     json_t *resp = NULL;
     int st = post_served(f, "/api/v1/instances", req, &resp);
     json_decref(req);
@@ -398,6 +444,11 @@ static void running_instance(fake_t *f, char uuid[64])
     json_decref(resp);
     act(f, uuid, "enable");
     act(f, uuid, "start");
+}
+
+static void running_instance(fake_t *f, char uuid[64])
+{
+    running_instance_of(f, "ticker", uuid);
 }
 
 /* Rows of the platform's tasks table for `uuid` (read beside platformd:
@@ -648,12 +699,129 @@ static void test_restart_and_missed(void **state)
     it_stop(pd, IT_STOP_DEADLINE_MS);
 }
 
+/* ---- c) the manifest's abilities ---------------------------------------------------- */
+
+static size_t on_text(char *p, size_t sz, size_t n, void *arg)
+{
+    char **buf = arg;
+    size_t have = *buf ? strlen(*buf) : 0;
+    char *r = realloc(*buf, have + sz * n + 1);
+    if (!r)
+        return 0;
+    memcpy(r + have, p, sz * n);
+    r[have + sz * n] = 0;
+    *buf = r;
+    return sz * n;
+}
+
+/* The value of an unlabelled counter in GET /metrics; -1 if absent. */
+static long long metric(it_env_t *env, const char *name)
+{
+    char url[128], *text = NULL;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", it_http_port(env));
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_text);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &text);
+    CURLcode cc = curl_easy_perform(c);
+    curl_easy_cleanup(c);
+    IT_CHECK(env, cc == CURLE_OK && text, "GET /metrics");
+    long long v = -1;
+    size_t n = strlen(name);
+    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (strncmp(l, name, n) == 0 && l[n] == ' ')
+            v = strtoll(l + n + 1, NULL, 10);
+    free(text);
+    return v;
+}
+
+static void test_manifest_abilities(void **state)
+{
+    it_env_t *env = *state;
+    it_set_strict_logs(env, true);
+    it_proc_t *pd = NULL;
+    start_platformd(env, &pd);
+    static fake_t fk;
+    fake_t *f = &fk;
+    memset(f, 0, sizeof *f);
+    f->env = env;
+    char host_id[64];
+    it_new_host_id(host_id);
+    f->host = it_client_new(env, host_id);
+    it_client_register(f->host, NULL, NULL);
+
+    int port = plat_test_free_port(), other = plat_test_free_port();
+    IT_CHECK(env, port > 1024 && other > 1024 && port != other, "two free ports");
+    char web[32], api[32], bus[32];
+    snprintf(web, sizeof web, "%d/health", port);
+    snprintf(api, sizeof api, "%d/health", it_http_port(env));
+    snprintf(bus, sizeof bus, "%d/health", it_bus_port(env));
+    /* platformd's own ports and a privileged one, declared: still refused. */
+    register_package_as(env, "declared",
+                        json_pack("[{s:s, s:s, s:s}, {s:s, s:s, s:s}, {s:s, s:s, s:s}, "
+                                  "{s:s, s:s, s:s}, {s:s, s:s, s:s}]",
+                                  "kind", "task", "name", "tick", "spec", "* * * * *", "kind",
+                                  "service", "name", "web", "spec", web, "kind", "service", "name",
+                                  "api", "spec", api, "kind", "service", "name", "bus", "spec", bus,
+                                  "kind", "service", "name", "ssh", "spec", "22/health"));
+    register_package_as(env, "bare", NULL);
+    char decl[64], bare[64];
+    running_instance_of(f, "declared", decl);
+    running_instance_of(f, "bare", bare);
+    long long denied0 = metric(env, "plat_ability_denied_total");
+    IT_CHECK(env, denied0 >= 0, "plat_ability_denied_total in /metrics");
+
+    /* Tasks: the declared name only. */
+    IT_CHECK(
+        env,
+        register_task(f, NULL, decl, "tick", "@yearly", PLAT__ABILITY_KIND__ABILITY_KIND_TASK) == 0,
+        "declared task: %s", f->reply_detail);
+    int rc =
+        register_task(f, NULL, decl, "other", "@yearly", PLAT__ABILITY_KIND__ABILITY_KIND_TASK);
+    IT_CHECK(env, rc == -EACCES && strstr(f->reply_detail, "not declared"),
+             "a task name not declared: -EACCES (got %d %s)", rc, f->reply_detail);
+    rc = register_task(f, NULL, bare, "tick", "@yearly", PLAT__ABILITY_KIND__ABILITY_KIND_TASK);
+    IT_CHECK(env, rc == -EACCES, "a package without a task ability: -EACCES (got %d %s)", rc,
+             f->reply_detail);
+    IT_CHECK(env, stored_tasks(env, decl) == 1 && stored_tasks(env, bare) == 0,
+             "only the declared task stored");
+
+    /* Services: the declared port only, never platformd's or < 1024. */
+    IT_CHECK(env, register_service(f, decl, (unsigned)port) == 0, "declared port: %s",
+             f->reply_detail);
+    rc = register_service(f, decl, (unsigned)other);
+    IT_CHECK(env, rc == -EACCES && strstr(f->reply_detail, "not the port declared"),
+             "an undeclared port: -EACCES (got %d %s)", rc, f->reply_detail);
+    rc = register_service(f, decl, (unsigned)it_http_port(env));
+    IT_CHECK(env, rc == -EACCES && strstr(f->reply_detail, "HTTP"),
+             "platformd's API port: -EACCES (got %d %s)", rc, f->reply_detail);
+    rc = register_service(f, decl, (unsigned)it_bus_port(env));
+    IT_CHECK(env, rc == -EACCES && strstr(f->reply_detail, "bus"),
+             "platformd's bus port: -EACCES (got %d %s)", rc, f->reply_detail);
+    rc = register_service(f, decl, 22);
+    IT_CHECK(env, rc == -EACCES && strstr(f->reply_detail, "1024"), "port 22: -EACCES (got %d %s)",
+             rc, f->reply_detail);
+    rc = register_service(f, bare, (unsigned)port);
+    IT_CHECK(env, rc == -EACCES && strstr(f->reply_detail, "no service ability"),
+             "a package without a service ability: -EACCES (got %d %s)", rc, f->reply_detail);
+    IT_CHECK(env, unregister_service(f, decl) == 0, "the declared service unregistered");
+
+    long long denied = metric(env, "plat_ability_denied_total");
+    IT_CHECK(env, denied == denied0 + 7, "7 refusals counted (%lld -> %lld)", denied0, denied);
+    it_stop(pd, IT_STOP_DEADLINE_MS);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_register_and_trigger, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_and_missed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_manifest_abilities, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
