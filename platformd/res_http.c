@@ -2,11 +2,14 @@
  * redirects, limits, typed errors; the transfers run on curlmulti. */
 #include "res_http.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "curlmulti.h"
 
@@ -42,6 +45,9 @@ typedef struct {
     size_t rh_bytes;
     char *location;
     char errbuf[CURL_ERROR_SIZE];
+    unsigned api_port, bus_port; /* platformd's own, never reached (addr check) */
+    bool addr_refused;           /* this hop: an address was refused (addr_why) */
+    char addr_why[512];
     pd_res_http_done_fn done;
     void *arg;
 } rq_t;
@@ -174,7 +180,255 @@ static void log_denied(rq_t *rq, const char *why)
     plat_log_warn("res_http", "http request denied: %s instance=%s", why, rq->instance);
 }
 
+/* ---- address policy (DNS rebinding) ------------------------------------ */
+
+typedef enum {
+    ADDR_PUBLIC,
+    ADDR_LOOPBACK,
+    ADDR_LINK_LOCAL,
+    ADDR_PRIVATE,
+    ADDR_UNSPECIFIED,
+    ADDR_MULTICAST,
+    ADDR_RESERVED,
+} addr_class_t;
+
+static const char *const g_class_names[] = {"public",      "loopback",  "link-local", "private",
+                                            "unspecified", "multicast", "reserved"};
+
+/* An address normalized: IPv4-mapped IPv6 becomes IPv4. */
+typedef struct {
+    int family;  /* AF_INET or AF_INET6 */
+    uint32_t v4; /* host order */
+    struct in6_addr v6;
+    unsigned port;
+} addr_t;
+
+static addr_class_t class_v4(uint32_t a)
+{
+    if ((a >> 24) == 127)
+        return ADDR_LOOPBACK;
+    if ((a >> 24) == 0)
+        return ADDR_UNSPECIFIED; /* 0/8 "this network": 0.0.0.0 reaches this host */
+    if ((a >> 24) == 10 || (a & 0xfff00000u) == 0xac100000u || /* 172.16/12 */
+        (a & 0xffff0000u) == 0xc0a80000u ||                    /* 192.168/16 */
+        (a & 0xffc00000u) == 0x64400000u)                      /* 100.64/10 CGNAT */
+        return ADDR_PRIVATE;
+    if ((a & 0xffff0000u) == 0xa9fe0000u) /* 169.254/16 */
+        return ADDR_LINK_LOCAL;
+    if ((a & 0xf0000000u) == 0xe0000000u) /* 224/4 */
+        return ADDR_MULTICAST;
+    if ((a & 0xf0000000u) == 0xf0000000u) /* 240/4, 255.255.255.255 */
+        return ADDR_RESERVED;
+    return ADDR_PUBLIC;
+}
+
+static uint32_t v4_of(const uint8_t *b)
+{
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+static addr_class_t addr_class(const addr_t *a)
+{
+    if (a->family == AF_INET)
+        return class_v4(a->v4);
+    const struct in6_addr *x = &a->v6;
+    const uint8_t *b = x->s6_addr;
+    if (IN6_IS_ADDR_LOOPBACK(x))
+        return ADDR_LOOPBACK;
+    if (IN6_IS_ADDR_UNSPECIFIED(x))
+        return ADDR_UNSPECIFIED;
+    if (IN6_IS_ADDR_LINKLOCAL(x))
+        return ADDR_LINK_LOCAL;
+    if ((b[0] & 0xfe) == 0xfc || IN6_IS_ADDR_SITELOCAL(x)) /* fc00::/7, fec0::/10 */
+        return ADDR_PRIVATE;
+    if (IN6_IS_ADDR_MULTICAST(x))
+        return ADDR_MULTICAST;
+    static const uint8_t nat64[12] = {0x00, 0x64, 0xff, 0x9b}; /* 64:ff9b::/96 */
+    if (memcmp(b, nat64, 12) == 0)
+        return class_v4(v4_of(b + 12));
+    return ADDR_PUBLIC;
+}
+
+static int addr_from_sockaddr(const struct sockaddr *sa, addr_t *a)
+{
+    memset(a, 0, sizeof *a);
+    if (sa->sa_family == AF_INET) {
+        struct sockaddr_in sin;
+        memcpy(&sin, sa, sizeof sin);
+        a->family = AF_INET;
+        a->v4 = ntohl(sin.sin_addr.s_addr);
+        a->port = ntohs(sin.sin_port);
+        return 0;
+    }
+    if (sa->sa_family == AF_INET6) {
+        struct sockaddr_in6 sin6;
+        memcpy(&sin6, sa, sizeof sin6);
+        a->port = ntohs(sin6.sin6_port);
+        if (IN6_IS_ADDR_V4MAPPED(&sin6.sin6_addr)) {
+            a->family = AF_INET;
+            a->v4 = v4_of(sin6.sin6_addr.s6_addr + 12);
+        } else {
+            a->family = AF_INET6;
+            a->v6 = sin6.sin6_addr;
+        }
+        return 0;
+    }
+    return -EINVAL;
+}
+
+static void addr_format(const addr_t *a, char *buf, size_t size)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (a->family == AF_INET) {
+        struct in_addr in = {.s_addr = htonl(a->v4)};
+        inet_ntop(AF_INET, &in, ip, sizeof ip);
+        snprintf(buf, size, "%s:%u", ip, a->port);
+    } else {
+        inet_ntop(AF_INET6, &a->v6, ip, sizeof ip);
+        snprintf(buf, size, "[%s]:%u", ip, a->port);
+    }
+}
+
+/* Does some pattern with a matching port name `a` literally (or, for
+ * loopback, as "localhost")? */
+static bool named_by_pattern(const pd_manifest_t *perms, const addr_t *a, addr_class_t cls)
+{
+    for (size_t i = 0; perms && i < perms->n_http; i++) {
+        const char *pat = perms->http[i];
+        const char *colon = pat ? strrchr(pat, ':') : NULL;
+        if (!colon)
+            continue;
+        if (strcmp(colon + 1, "*") != 0) {
+            char *end;
+            unsigned long p = strtoul(colon + 1, &end, 10);
+            if (*end || end == colon + 1 || p != a->port)
+                continue;
+        }
+        char host[64];
+        size_t hn = (size_t)(colon - pat);
+        if (hn >= sizeof host)
+            continue;
+        memcpy(host, pat, hn);
+        host[hn] = 0;
+        if (cls == ADDR_LOOPBACK && strcasecmp(host, "localhost") == 0)
+            return true;
+        struct in_addr in;
+        if (a->family == AF_INET && inet_pton(AF_INET, host, &in) == 1 && ntohl(in.s_addr) == a->v4)
+            return true;
+    }
+    return false;
+}
+
+int pd_res_http_addr_check(const struct sockaddr *sa, const pd_manifest_t *perms, unsigned api_port,
+                           unsigned bus_port, char *why, size_t size)
+{
+    addr_t a;
+    if (!sa || addr_from_sockaddr(sa, &a) < 0) {
+        snprintf(why, size, "not an IPv4 or IPv6 address");
+        return -EINVAL;
+    }
+    char txt[INET6_ADDRSTRLEN + 16];
+    addr_format(&a, txt, sizeof txt);
+    addr_class_t cls = addr_class(&a);
+    if ((cls == ADDR_LOOPBACK || cls == ADDR_UNSPECIFIED) && a.port &&
+        (a.port == api_port || a.port == bus_port)) {
+        snprintf(why, size, "%s is platformd's own %s: never reachable through the platform", txt,
+                 a.port == api_port ? "HTTP API" : "bus");
+        return -EACCES;
+    }
+    if (cls == ADDR_PUBLIC || named_by_pattern(perms, &a, cls))
+        return 0;
+    snprintf(why, size,
+             "%s is a %s address and no permissions.http pattern names it (only the address "
+             "itself%s does)",
+             txt, g_class_names[cls], cls == ADDR_LOOPBACK ? " or localhost" : "");
+    return -EACCES;
+}
+
+/* platformd's own ports: the API's and the bus endpoint's ("tcp://h:PORT"). */
+static void own_ports(const pd_config_t *cfg, unsigned *api, unsigned *bus)
+{
+    *api = cfg->http.port > 0 && cfg->http.port <= 65535 ? (unsigned)cfg->http.port : 0;
+    *bus = 0;
+    const char *colon = cfg->bus.endpoint ? strrchr(cfg->bus.endpoint, ':') : NULL;
+    if (colon) {
+        char *end;
+        unsigned long p = strtoul(colon + 1, &end, 10);
+        if (!*end && end != colon + 1 && p <= 65535)
+            *bus = (unsigned)p;
+    }
+}
+
+/* The check for this hop's connection to `sa`; a refusal is remembered
+ * (the first why) for on_done. */
+static bool addr_refused(rq_t *rq, const struct sockaddr *sa)
+{
+    char sub[400];
+    if (pd_res_http_addr_check(sa, &rq->perms, rq->api_port, rq->bus_port, sub, sizeof sub) == 0)
+        return false;
+    if (!rq->addr_refused) {
+        char *host = NULL;
+        curl_url_get(rq->url, CURLUPART_HOST, &host, 0);
+        snprintf(rq->addr_why, sizeof rq->addr_why, "connecting to %.100s refused: %.380s",
+                 host ? host : "?", sub);
+        curl_free(host);
+        rq->addr_refused = true;
+    }
+    return true;
+}
+
 /* ---- curl callbacks --------------------------------------------------- */
+
+/* Every new connection: the resolved address is checked before the socket
+ * exists; CURL_SOCKET_BAD makes curl try the next address or fail. */
+static curl_socket_t on_opensocket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    rq_t *rq = arg;
+    (void)purpose;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    size_t n = a->addrlen < sizeof ss ? a->addrlen : sizeof ss;
+    memcpy(&ss, &a->addr, n);
+    if (addr_refused(rq, (const struct sockaddr *)&ss))
+        return CURL_SOCKET_BAD;
+    int fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    return fd < 0 ? CURL_SOCKET_BAD : fd;
+}
+
+#if LIBCURL_VERSION_NUM >= 0x075000
+/* Before the request goes out, also on a reused connection (the multi
+ * handle's connection cache): the peer checked again. */
+static int on_prereq(void *arg, char *ip, char *local_ip, int port, int local_port)
+{
+    rq_t *rq = arg;
+    (void)local_ip, (void)local_port;
+    char buf[INET6_ADDRSTRLEN + 1];
+    snprintf(buf, sizeof buf, "%s", ip ? ip : "");
+    char *zone = strchr(buf, '%');
+    if (zone)
+        *zone = 0;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, buf, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)port);
+    } else if (inet_pton(AF_INET6, buf, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)port);
+    } else {
+        if (!rq->addr_refused) {
+            snprintf(rq->addr_why, sizeof rq->addr_why,
+                     "connected to an address that cannot be checked (\"%.64s\")", ip ? ip : "");
+            rq->addr_refused = true;
+        }
+        return CURL_PREREQFUNC_ABORT;
+    }
+    return addr_refused(rq, (const struct sockaddr *)&ss) ? CURL_PREREQFUNC_ABORT
+                                                          : CURL_PREREQFUNC_OK;
+}
+#endif
 
 static size_t on_write(char *data, size_t size, size_t n, void *arg)
 {
@@ -308,8 +562,16 @@ static int start_hop(rq_t *rq, char *why, size_t size)
         return -ENOMEM;
     }
     rq->errbuf[0] = 0;
+    rq->addr_refused = false;
+    rq->addr_why[0] = 0;
     reset_response(rq);
     curl_easy_setopt(e, CURLOPT_CURLU, rq->url);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, rq);
+#if LIBCURL_VERSION_NUM >= 0x075000
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, rq);
+#endif
 #if LIBCURL_VERSION_NUM >= 0x075500
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 #else
@@ -474,6 +736,12 @@ static void on_done(void *arg, CURL *easy, CURLcode rc, bool cancelled)
         finish(rq, -ECANCELED, "platformd is stopping", NULL);
         return;
     }
+    if (rc != CURLE_OK && rq->addr_refused) {
+        /* An address was refused (and no other one worked). */
+        log_denied(rq, rq->addr_why);
+        finish(rq, -EACCES, rq->addr_why, NULL);
+        return;
+    }
     if (rc != CURLE_OK) {
         int err = map_curl_error(rq, rc, why, sizeof why);
         finish(rq, err, why, NULL);
@@ -611,6 +879,7 @@ int pd_res_http_request(pd_t *pd, const char *instance, const pd_manifest_t *man
         rq->body_len = req->body.len;
     }
 
+    own_ports(pd->cfg, &rq->api_port, &rq->bus_port);
     rq->deadline_ms = plat_mono_ms() + (uint64_t)pd->cfg->resources.http_timeout_ms;
     rc = start_hop(rq, why, sizeof why);
     if (rc < 0)

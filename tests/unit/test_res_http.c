@@ -3,13 +3,20 @@
  * body, a disallowed host or port, redirects (allowed, relative, to a
  * disallowed host, too many, 303 turning POST into GET), a slow server
  * (timeout), an oversized body (with and without Content-Length),
- * connection refused, bad input, and cancellation at shutdown. Every call
- * is counted in pd->metrics. The curl transfers run on a real uv loop. */
+ * connection refused, bad input, and cancellation at shutdown. The
+ * connect-time address rule (DNS rebinding): pd_res_http_addr_check over
+ * many addresses, and end to end: "localhost:PORT" works, a name that
+ * resolves to loopback without a pattern naming the address is refused
+ * before the server sees anything (also on a redirect), platformd's own
+ * API and bus ports are refused even under "127.0.0.1:*". Every call is
+ * counted in pd->metrics. The curl transfers run on a real uv loop. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,6 +41,9 @@
 static int g_port; /* the allowed server, 127.0.0.1 */
 static struct MHD_Daemon *g_mhd;
 static char g_big[BIG];
+static atomic_int g_hits; /* requests the server saw */
+static char g_lname[64];  /* a name (not "localhost") resolving to 127.0.0.1 only, or "" */
+static int g_lport;       /* where /to-lname redirects */
 
 typedef struct {
     char *data;
@@ -71,6 +81,7 @@ static enum MHD_Result on_req(void *cls, struct MHD_Connection *c, const char *u
     (void)cls, (void)version;
     upload_t *up = *con_cls;
     if (!up) {
+        atomic_fetch_add(&g_hits, 1);
         *con_cls = calloc(1, sizeof *up);
         return *con_cls ? MHD_YES : MHD_NO;
     }
@@ -108,6 +119,10 @@ static enum MHD_Result on_req(void *cls, struct MHD_Connection *c, const char *u
     if (strcmp(url, "/to-localhost") == 0) {
         snprintf(loc, sizeof loc, "http://localhost:%d/echo", g_port);
         return answer(c, 301, "", "Location", loc);
+    }
+    if (strcmp(url, "/to-lname") == 0) {
+        snprintf(loc, sizeof loc, "http://%s:%d/echo", g_lname, g_lport);
+        return answer(c, 302, "", "Location", loc);
     }
     if (strcmp(url, "/to-ftp") == 0)
         return answer(c, 302, "", "Location", "ftp://127.0.0.1/x");
@@ -447,6 +462,282 @@ static void test_timeout_and_refused(void **state)
     f->manifest.n_http = 1;
 }
 
+/* ---- the address rule (DNS rebinding) ---------------------------------- */
+
+static int check4(const char *ip, unsigned port, char **pats, size_t n, char *why, size_t size)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    assert_int_equal(inet_pton(AF_INET, ip, &sin.sin_addr), 1);
+    pd_manifest_t m = {.http = pats, .n_http = n};
+    why[0] = 0;
+    return pd_res_http_addr_check((struct sockaddr *)&sin, &m, 7780, 7700, why, size);
+}
+
+static int check6(const char *ip, unsigned port, char **pats, size_t n, char *why, size_t size)
+{
+    struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
+    assert_int_equal(inet_pton(AF_INET6, ip, &sin6.sin6_addr), 1);
+    pd_manifest_t m = {.http = pats, .n_http = n};
+    why[0] = 0;
+    return pd_res_http_addr_check((struct sockaddr *)&sin6, &m, 7780, 7700, why, size);
+}
+
+#define A4(ip, port, want) assert_int_equal(check4(ip, port, pats, n, why, sizeof why), want)
+#define A6(ip, port, want) assert_int_equal(check6(ip, port, pats, n, why, sizeof why), want)
+
+static void test_addr_rule(void **state)
+{
+    (void)state;
+    char why[512];
+    /* Only names: every internal address refused, public ones allowed. */
+    char *names[] = {"*.example.com:*", "api.example.org:443"};
+    char **pats = names;
+    size_t n = 2;
+    static const char *const internal4[] = {
+        "127.0.0.1",  "127.1.2.3",       "10.0.0.1",    "10.255.255.255",
+        "172.16.0.1", "172.31.255.254",  "192.168.1.1", "169.254.169.254",
+        "0.0.0.0",    "0.1.2.3",         "100.64.0.1",  "100.127.255.255",
+        "224.0.0.1",  "239.255.255.250", "240.0.0.1",   "255.255.255.255"};
+    for (size_t i = 0; i < sizeof internal4 / sizeof internal4[0]; i++) {
+        if (check4(internal4[i], 443, pats, n, why, sizeof why) != -EACCES)
+            fail_msg("%s should be refused", internal4[i]);
+        assert_non_null(strstr(why, internal4[i]));
+        assert_non_null(strstr(why, "permissions.http"));
+    }
+    static const char *const public4[] = {"93.184.216.34",   "8.8.8.8",     "172.15.255.255",
+                                          "172.32.0.1",      "192.167.1.1", "169.253.0.1",
+                                          "100.63.255.255",  "100.128.0.1", "11.0.0.1",
+                                          "223.255.255.255", "1.0.0.1"};
+    for (size_t i = 0; i < sizeof public4 / sizeof public4[0]; i++)
+        if (check4(public4[i], 443, pats, n, why, sizeof why) != 0)
+            fail_msg("%s should be allowed: %s", public4[i], why);
+    static const char *const internal6[] = {"::1",
+                                            "::",
+                                            "fe80::1",
+                                            "febf::1",
+                                            "fc00::1",
+                                            "fd12:3456::1",
+                                            "fec0::1",
+                                            "ff02::1",
+                                            "ff05::2",
+                                            "::ffff:127.0.0.1",
+                                            "::ffff:10.1.2.3",
+                                            "::ffff:169.254.169.254",
+                                            "64:ff9b::7f00:1",
+                                            "64:ff9b::a00:1"};
+    for (size_t i = 0; i < sizeof internal6 / sizeof internal6[0]; i++)
+        if (check6(internal6[i], 443, pats, n, why, sizeof why) != -EACCES)
+            fail_msg("%s should be refused", internal6[i]);
+    static const char *const public6[] = {"2606:4700:4700::1111", "2001:db8::1", "::ffff:8.8.8.8",
+                                          "64:ff9b::808:808", "fe00::1"};
+    for (size_t i = 0; i < sizeof public6 / sizeof public6[0]; i++)
+        if (check6(public6[i], 443, pats, n, why, sizeof why) != 0)
+            fail_msg("%s should be allowed: %s", public6[i], why);
+    A4("127.0.0.1", 80, -EACCES);
+    assert_non_null(strstr(why, "127.0.0.1:80 is a loopback address"));
+    assert_non_null(strstr(why, "or localhost"));
+    A6("::1", 80, -EACCES);
+    assert_non_null(strstr(why, "[::1]:80 is a loopback address"));
+    A4("10.0.0.1", 80, -EACCES);
+    assert_non_null(strstr(why, "private address"));
+    assert_null(strstr(why, "localhost"));
+    A4("169.254.169.254", 80, -EACCES);
+    assert_non_null(strstr(why, "link-local"));
+
+    /* An address named literally, with its port. */
+    char *lit[] = {"10.0.0.5:8080", "192.168.1.10:*", "*.corp.example:*"};
+    pats = lit;
+    n = 3;
+    A4("10.0.0.5", 8080, 0);
+    A6("::ffff:10.0.0.5", 8080, 0); /* mapped: the same address */
+    A4("10.0.0.5", 8081, -EACCES);
+    A4("10.0.0.6", 8080, -EACCES);
+    A4("192.168.1.10", 1, 0);
+    A4("192.168.1.10", 65535, 0);
+    A4("192.168.1.11", 80, -EACCES);
+    A4("127.0.0.1", 8080, -EACCES);
+    A6("fd00::5", 8080, -EACCES);
+    /* Own ports are only special on loopback: a private address named in
+     * the manifest may use them. */
+    A4("192.168.1.10", 7780, 0);
+    A4("192.168.1.10", 7700, 0);
+
+    /* "localhost" names loopback (any of it, IPv6 too) and nothing else. */
+    char *lh[] = {"localhost:8000", "LocalHost:9000"};
+    pats = lh;
+    n = 2;
+    A4("127.0.0.1", 8000, 0);
+    A4("127.0.1.1", 8000, 0);
+    A6("::1", 8000, 0);
+    A6("::ffff:127.0.0.1", 9000, 0);
+    A4("127.0.0.1", 8001, -EACCES);
+    A4("10.0.0.1", 8000, -EACCES);
+    A4("169.254.169.254", 8000, -EACCES);
+    A4("0.0.0.0", 8000, -EACCES);
+    A6("fe80::1", 8000, -EACCES);
+
+    /* Loopback literally, every port: still never platformd's own API or
+     * bus port, on loopback or the unspecified address. */
+    char *all[] = {"127.0.0.1:*", "localhost:*", "0.0.0.0:*"};
+    pats = all;
+    n = 3;
+    A4("127.0.0.1", 8080, 0);
+    A4("127.0.0.2", 8080, 0); /* via localhost */
+    A6("::1", 8080, 0);
+    A4("0.0.0.0", 8080, 0); /* named literally */
+    A4("127.0.0.1", 7780, -EACCES);
+    assert_non_null(strstr(why, "own HTTP API"));
+    A4("127.0.0.1", 7700, -EACCES);
+    assert_non_null(strstr(why, "own bus"));
+    A4("127.9.9.9", 7780, -EACCES);
+    A6("::1", 7780, -EACCES);
+    A6("::ffff:127.0.0.1", 7700, -EACCES);
+    A4("0.0.0.0", 7780, -EACCES);
+    A6("::", 7700, -EACCES);
+    /* Not even a public address is affected by the own ports. */
+    A4("8.8.8.8", 7780, 0);
+
+    /* No permissions at all: internal refused (the name check comes first
+     * and refuses everything anyway); another family is -EINVAL. */
+    assert_int_equal(pd_res_http_addr_check(
+                         (struct sockaddr *)&(struct sockaddr_in){
+                             .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)},
+                         NULL, 0, 0, why, sizeof why),
+                     -EACCES);
+    struct sockaddr_un_like {
+        sa_family_t family;
+        char path[32];
+    } un = {.family = AF_UNIX};
+    assert_int_equal(pd_res_http_addr_check((struct sockaddr *)&un, NULL, 0, 0, why, sizeof why),
+                     -EINVAL);
+}
+
+/* A name of this machine, not "localhost", that resolves to 127.0.0.1 only
+ * (Debian maps the host name there in /etc/hosts), or "". */
+static void find_loopback_name(void)
+{
+    char name[256] = "";
+    if (gethostname(name, sizeof name - 1) != 0 || !name[0] || strlen(name) >= sizeof g_lname ||
+        strcasecmp(name, "localhost") == 0 ||
+        strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") !=
+            strlen(name))
+        return;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (getaddrinfo(name, NULL, &hints, &res) != 0)
+        return;
+    bool only = res != NULL;
+    for (struct addrinfo *a = res; a; a = a->ai_next) {
+        struct sockaddr_in sin;
+        memcpy(&sin, a->ai_addr, sizeof sin < a->ai_addrlen ? sizeof sin : a->ai_addrlen);
+        only = only && a->ai_family == AF_INET && sin.sin_addr.s_addr == htonl(INADDR_LOOPBACK);
+    }
+    freeaddrinfo(res);
+    if (only)
+        snprintf(g_lname, sizeof g_lname, "%s", name);
+}
+
+static void use_patterns(fix_t *f, char **pats, size_t n)
+{
+    f->manifest.http = pats;
+    f->manifest.n_http = n;
+}
+
+static void test_rebinding(void **state)
+{
+    fix_t *f = *state;
+    result_t *r = calloc(1, sizeof *r);
+    char u[256];
+    int hits;
+
+    /* "localhost:PORT" is allowed to reach loopback on that port. */
+    char lh[64];
+    snprintf(lh, sizeof lh, "localhost:%d", g_port);
+    char *p_lh[] = {lh};
+    use_patterns(f, p_lh, 1);
+    url(u, sizeof u, "localhost", g_port, "/echo?q=lh");
+    assert_int_equal(run(f, "GET", u, NULL, NULL, r), 0);
+    assert_string_equal(r->body, "GET x-test=- ct=- q=lh body=");
+
+    if (g_lname[0]) {
+        /* A name allowed by the manifest that resolves to 127.0.0.1: the
+         * connection is refused, the server never sees the request. */
+        char ln[300], wild[300];
+        snprintf(ln, sizeof ln, "%s:%d", g_lname, g_port);
+        char *p_ln[] = {ln};
+        use_patterns(f, p_ln, 1);
+        url(u, sizeof u, g_lname, g_port, "/echo");
+        hits = atomic_load(&g_hits);
+        assert_int_equal(run(f, "GET", u, NULL, NULL, r), -EACCES);
+        assert_non_null(strstr(r->why, "127.0.0.1"));
+        assert_non_null(strstr(r->why, "loopback"));
+        assert_non_null(strstr(r->why, g_lname));
+        assert_int_equal(atomic_load(&g_hits), hits);
+        /* Same through a wildcard port. */
+        snprintf(wild, sizeof wild, "%s:*", g_lname);
+        char *p_wild[] = {wild};
+        use_patterns(f, p_wild, 1);
+        assert_int_equal(run(f, "GET", u, NULL, NULL, r), -EACCES);
+        assert_int_equal(atomic_load(&g_hits), hits);
+        /* A redirect from an allowed loopback server to that name on
+         * another port (nobody listens there: without the check it would
+         * be -ECONNREFUSED): the second hop is refused at connect time. */
+        g_lport = plat_test_free_port();
+        char *p_both[] = {f->pattern, wild};
+        use_patterns(f, p_both, 2);
+        url(u, sizeof u, "127.0.0.1", g_port, "/to-lname");
+        assert_int_equal(run(f, "GET", u, NULL, NULL, r), -EACCES);
+        assert_non_null(strstr(r->why, "loopback"));
+        assert_int_equal(atomic_load(&g_hits), hits + 1); /* the first hop only */
+        /* With the address and port named as well ("127.0.0.1:PORT"), the
+         * name may go there: the manifest grants that address itself. */
+        url(u, sizeof u, g_lname, g_port, "/echo?q=named");
+        assert_int_equal(run(f, "GET", u, NULL, NULL, r), 0);
+        assert_string_equal(r->body, "GET x-test=- ct=- q=named body=");
+    } else {
+        print_message("no host name resolving to 127.0.0.1 only: name rebinding case skipped\n");
+    }
+
+    /* platformd's own HTTP API port: refused even though the manifest
+     * allows all of loopback, by address and by name. */
+    char *p_all[] = {"127.0.0.1:*", "localhost:*"};
+    use_patterns(f, p_all, 2);
+    int64_t api = f->cfg.http.port;
+    f->cfg.http.port = g_port;
+    hits = atomic_load(&g_hits);
+    url(u, sizeof u, "127.0.0.1", g_port, "/echo");
+    assert_int_equal(run(f, "GET", u, NULL, NULL, r), -EACCES);
+    assert_non_null(strstr(r->why, "own HTTP API"));
+    url(u, sizeof u, "localhost", g_port, "/echo");
+    assert_int_equal(run(f, "POST", u, "x", NULL, r), -EACCES);
+    assert_non_null(strstr(r->why, "own HTTP API"));
+    assert_int_equal(atomic_load(&g_hits), hits);
+    f->cfg.http.port = api;
+
+    /* ... and its bus port. */
+    char bus[64];
+    snprintf(bus, sizeof bus, "tcp://127.0.0.1:%d", g_port);
+    char *old_bus = f->cfg.bus.endpoint;
+    f->cfg.bus.endpoint = bus;
+    url(u, sizeof u, "127.0.0.1", g_port, "/echo");
+    assert_int_equal(run(f, "GET", u, NULL, NULL, r), -EACCES);
+    assert_non_null(strstr(r->why, "own bus"));
+    assert_int_equal(atomic_load(&g_hits), hits);
+    f->cfg.bus.endpoint = old_bus;
+
+    /* Other loopback ports stay reachable under "127.0.0.1:*". */
+    url(u, sizeof u, "127.0.0.1", g_port, "/echo?q=ok");
+    assert_int_equal(run(f, "GET", u, NULL, NULL, r), 0);
+    assert_string_equal(r->body, "GET x-test=- ct=- q=ok body=");
+
+    int denied = g_lname[0] ? 6 : 3;
+    int ok = g_lname[0] ? 3 : 2;
+    assert_int_equal(f->pd.metrics.resource_denied[KIND], denied);
+    assert_int_equal(f->pd.metrics.resource_failed[KIND], denied);
+    assert_int_equal(f->pd.metrics.resource_ok[KIND], ok);
+    use_patterns(f, f->patterns, 1);
+    free(r);
+}
+
 /* A request in flight when the module stops gets -ECANCELED, once. */
 static void test_cancel_at_stop(void **state)
 {
@@ -480,6 +771,7 @@ static void test_cancel_at_stop(void **state)
 int main(void)
 {
     plat_log_set_level(PLAT_LOG_WARNING);
+    find_loopback_name();
     if (server_start() != 0) {
         fprintf(stderr, "cannot start the test server\n");
         return 1;
@@ -492,6 +784,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_too_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_and_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_at_stop, setup, teardown),
+        cmocka_unit_test(test_addr_rule),
+        cmocka_unit_test_setup_teardown(test_rebinding, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     MHD_stop_daemon(g_mhd);
