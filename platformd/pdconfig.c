@@ -334,6 +334,13 @@ static const plat_cfg_field_t pd_resources_table[] = {
      .max = 1073741824,
      .doc = "plugin DB: size of one result, bytes (more: -EFBIG); also capped by the bus "
             "message size"},
+    {.key = "db_max_file_bytes",
+     .type = PLAT_CFG_INT,
+     .offset = PD_OFF(resources, db_max_file_bytes),
+     .def_int = 268435456,
+     .min = 65536,
+     .max = 1099511627776,
+     .doc = "plugin DB: size of the database file of one instance, bytes (more: -EDQUOT)"},
     {.key = "file_max_bytes",
      .type = PLAT_CFG_INT,
      .offset = PD_OFF(resources, file_max_bytes),

@@ -84,6 +84,7 @@ typedef struct {
         int64_t db_timeout_ms;           /* statement time limit, default 2000 */
         int64_t db_max_rows;             /* rows in one result, default 10000 */
         int64_t db_max_bytes;            /* one result, default 4194304 */
+        int64_t db_max_file_bytes;       /* DB file quota of an instance, default 268435456 */
         int64_t file_max_bytes;          /* one file, default 16777216 */
         int64_t file_quota_bytes;        /* all files of one instance, default 268435456 */
     } resources;

@@ -16,11 +16,21 @@
 /* VM instructions between two looks at the clock. */
 #define PROGRESS_STEPS 1000
 
+/* SQLITE_LIMIT_LENGTH (largest string, blob or row) is the result byte cap
+ * plus this much, so that no single value bigger than a result may be is
+ * ever built in memory (randomblob(1e9), zeroblob(), replace(), ...). */
+#define LENGTH_SLACK (64 * 1024)
+
 struct pd_res_db {
     sqlite3 *db;
     char deny_why[160];   /* set by the authorizer when it denies */
     uint64_t deadline_ms; /* monotonic; 0 = none */
     bool timed_out;       /* the progress handler stopped the statement */
+    bool stepping;        /* inside sqlite3_step (not prepare) */
+    int max_length;       /* SQLITE_LIMIT_LENGTH as compiled (upper bound) */
+    int64_t page_size;    /* of the main database */
+    int64_t quota_bytes;  /* max_file_bytes in force (max_page_count set) */
+    int64_t quota_pages;  /* what SQLite accepted as max_page_count */
 };
 
 static void set_why(char *why, size_t size, const char *fmt, ...)
@@ -81,7 +91,9 @@ static int map_rc(int rc)
 
 /* Read-only pragmas a plugin may run (schema introspection), plus
  * user_version, which is application data kept in the file header (a
- * plugin's schema migrations need it), not a connection setting. */
+ * plugin's schema migrations need it), not a connection setting, plus
+ * reads of page_size (the rtree and fts3/4 modules read it when they
+ * create a table) and data_version (fts5 reads it). */
 static bool pragma_allowed(const char *name, const char *arg)
 {
     static const char *const read_only[] = {
@@ -92,10 +104,32 @@ static bool pragma_allowed(const char *name, const char *arg)
         return false;
     if (strcasecmp(name, "user_version") == 0)
         return true;
+    if (strcasecmp(name, "page_size") == 0 || strcasecmp(name, "data_version") == 0)
+        return arg == NULL;
     for (const char *const *p = read_only; *p; p++)
         if (strcasecmp(name, *p) == 0)
             return true;
-    (void)arg;
+    return false;
+}
+
+/* SQL functions a plugin may not call. fts3_tokenizer() with one argument
+ * returns a pointer into libsqlite3 and with two registers a tokenizer
+ * from a blob taken as a C pointer (a crash, or code execution, in
+ * platformd); SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER 0 does not stop it for a
+ * bound parameter. fts5() hands out the fts5 C API (only through a bound
+ * pointer, which a request cannot make, denied anyway). The others are not
+ * in the library as Debian builds it; listed in case a build has them. */
+static bool function_denied(const char *name)
+{
+    static const char *const denied[] = {
+        "load_extension", "fts3_tokenizer",     "fts5", "readfile", "writefile",
+        "edit",           "icu_load_collation", NULL,
+    };
+    if (!name)
+        return true;
+    for (const char *const *p = denied; *p; p++)
+        if (strcasecmp(name, *p) == 0)
+            return true;
     return false;
 }
 
@@ -107,6 +141,12 @@ static int authorizer(void *arg, int action, const char *a1, const char *a2, con
     pd_res_db_t *d = arg;
     switch (action) {
     case SQLITE_ATTACH:
+        /* Plain VACUUM attaches a new private temporary database (empty
+         * file name) while it runs; a plugin's own ATTACH is checked at
+         * prepare time, never while stepping, and VACUUM INTO names a
+         * file. */
+        if (d->stepping && a1 && a1[0] == '\0')
+            return SQLITE_OK;
         snprintf(d->deny_why, sizeof d->deny_why, "ATTACH denied");
         return SQLITE_DENY;
     case SQLITE_DETACH:
@@ -114,8 +154,8 @@ static int authorizer(void *arg, int action, const char *a1, const char *a2, con
         return SQLITE_DENY;
     case SQLITE_FUNCTION:
         /* a1 is NULL, a2 the function name. */
-        if (a2 && strcasecmp(a2, "load_extension") == 0) {
-            snprintf(d->deny_why, sizeof d->deny_why, "load_extension() denied");
+        if (function_denied(a2)) {
+            snprintf(d->deny_why, sizeof d->deny_why, "%.64s() denied", a2 ? a2 : "?");
             return SQLITE_DENY;
         }
         return SQLITE_OK;
@@ -137,6 +177,42 @@ static int progress(void *arg)
         return 1;
     }
     return 0;
+}
+
+/* First column of the first row of `sql` as an integer; -1 on error. Runs
+ * without the authorizer only when it is not installed yet or was taken
+ * off by the caller. */
+static int64_t pragma_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && st &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* PRAGMA max_page_count of main and temp from a byte quota (the
+ * authorizer must be off). SQLite never sets it below the current page
+ * count. */
+static int set_quota(pd_res_db_t *d, int64_t bytes)
+{
+    int64_t pages = bytes / d->page_size;
+    if (pages < 1)
+        pages = 1;
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld", (long long)pages);
+    int64_t got = pragma_int(d->db, sql);
+    if (got <= 0)
+        return sqlite3_errcode(d->db) != SQLITE_OK ? sqlite3_errcode(d->db) : SQLITE_ERROR;
+    /* TEMP tables get the same quota (a file of their own). */
+    snprintf(sql, sizeof sql, "PRAGMA temp.max_page_count = %lld", (long long)pages);
+    if (pragma_int(d->db, sql) <= 0)
+        return sqlite3_errcode(d->db) != SQLITE_OK ? sqlite3_errcode(d->db) : SQLITE_ERROR;
+    d->quota_bytes = bytes;
+    d->quota_pages = got;
+    return SQLITE_OK;
 }
 
 int pd_res_db_open(const char *path, pd_res_db_t **out, char *why, size_t why_size)
@@ -175,7 +251,9 @@ int pd_res_db_open(const char *path, pd_res_db_t **out, char *why, size_t why_si
     sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, &off);
     sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, &on);
     sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, &off);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER, 0, &off);
     sqlite3_limit(db, SQLITE_LIMIT_ATTACHED, 0);
+    d->max_length = sqlite3_limit(db, SQLITE_LIMIT_LENGTH, -1);
     sqlite3_busy_timeout(db, 1000);
     /* Settings the plugin cannot change itself (PRAGMAs are denied). */
     char *err = NULL;
@@ -186,6 +264,16 @@ int pd_res_db_open(const char *path, pd_res_db_t **out, char *why, size_t why_si
     if (rc != SQLITE_OK) {
         set_why(why, why_size, "%s: %s", path, err ? err : sqlite3_errstr(rc));
         sqlite3_free(err);
+        sqlite3_close(db);
+        free(d);
+        return map_rc(rc) == -EINVAL ? -EBADMSG : map_rc(rc);
+    }
+    d->page_size = pragma_int(db, "PRAGMA page_size");
+    if (d->page_size <= 0)
+        d->page_size = 4096;
+    rc = set_quota(d, PD_RES_DB_MAX_FILE_BYTES_DEFAULT);
+    if (rc != SQLITE_OK) {
+        set_why(why, why_size, "%s: max_page_count: %s", path, sqlite3_errstr(rc));
         sqlite3_close(db);
         free(d);
         return map_rc(rc) == -EINVAL ? -EBADMSG : map_rc(rc);
@@ -217,14 +305,25 @@ static Plat__DbValue *value_new(void)
     return v;
 }
 
-/* Column `i` of the current row as a new DbValue; adds its approximate
- * encoded size to *bytes. NULL on OOM. */
-static Plat__DbValue *column_value(sqlite3_stmt *st, int i, uint64_t *bytes)
+/* Column `i` of the current row as a new DbValue in *out; adds its
+ * approximate encoded size to *bytes. A text or blob that would take *bytes
+ * past max_bytes is not copied: -EFBIG. -ENOMEM on OOM. */
+static int column_value(sqlite3_stmt *st, int i, uint64_t *bytes, uint64_t max_bytes,
+                        Plat__DbValue **out)
 {
+    *out = NULL;
+    int type = sqlite3_column_type(st, i);
+    if (type == SQLITE_TEXT || type == SQLITE_BLOB) {
+        /* The size as stored: no conversion (UTF-8 text stays UTF-8) and a
+         * zeroblob is not expanded by asking. */
+        uint64_t n = (uint64_t)sqlite3_column_bytes(st, i);
+        if (n + 8 > max_bytes || *bytes + n + 8 > max_bytes)
+            return -EFBIG;
+    }
     Plat__DbValue *v = value_new();
     if (!v)
-        return NULL;
-    switch (sqlite3_column_type(st, i)) {
+        return -ENOMEM;
+    switch (type) {
     case SQLITE_INTEGER:
         v->value_case = PLAT__DB_VALUE__VALUE_INTEGER;
         v->integer = sqlite3_column_int64(st, i);
@@ -242,7 +341,7 @@ static Plat__DbValue *column_value(sqlite3_stmt *st, int i, uint64_t *bytes)
         v->text = malloc(n + 1);
         if (!v->text) {
             free(v);
-            return NULL;
+            return -ENOMEM;
         }
         if (n)
             memcpy(v->text, t, n);
@@ -258,7 +357,7 @@ static Plat__DbValue *column_value(sqlite3_stmt *st, int i, uint64_t *bytes)
         v->blob.data = malloc(n ? n : 1);
         if (!v->blob.data) {
             free(v);
-            return NULL;
+            return -ENOMEM;
         }
         if (n)
             memcpy(v->blob.data, b, n);
@@ -271,7 +370,8 @@ static Plat__DbValue *column_value(sqlite3_stmt *st, int i, uint64_t *bytes)
         *bytes += 4;
         break;
     }
-    return v;
+    *out = v;
+    return 0;
 }
 
 void pd_res_db_result_free(Plat__DbExecResult **r)
@@ -369,6 +469,25 @@ int pd_res_db_exec(pd_res_db_t *d, const Plat__DbExecRequest *req, const pd_res_
     d->deny_why[0] = '\0';
     d->deadline_ms = 0;
     d->timed_out = false;
+    d->stepping = false;
+    uint64_t max_bytes = lim && lim->max_bytes > 0 ? (uint64_t)lim->max_bytes : UINT64_MAX;
+    uint64_t max_rows = lim && lim->max_rows > 0 ? (uint64_t)lim->max_rows : UINT64_MAX;
+    /* No value (nor SQL text, nor row) bigger than a result may be. */
+    int length = d->max_length;
+    if (max_bytes < (uint64_t)d->max_length - LENGTH_SLACK)
+        length = (int)max_bytes + LENGTH_SLACK;
+    sqlite3_limit(d->db, SQLITE_LIMIT_LENGTH, length);
+    int64_t quota =
+        lim && lim->max_file_bytes > 0 ? lim->max_file_bytes : PD_RES_DB_MAX_FILE_BYTES_DEFAULT;
+    if (quota != d->quota_bytes) {
+        sqlite3_set_authorizer(d->db, NULL, NULL);
+        int qrc = set_quota(d, quota);
+        sqlite3_set_authorizer(d->db, authorizer, d);
+        if (qrc != SQLITE_OK) {
+            set_why(why, why_size, "setting the database quota: %s", sqlite3_errstr(qrc));
+            return map_rc(qrc) == -EINVAL ? -EIO : map_rc(qrc);
+        }
+    }
     sqlite3_stmt *st = NULL;
     const char *tail = NULL;
     int rc = sqlite3_prepare_v2(d->db, req->sql, -1, &st, &tail);
@@ -402,8 +521,6 @@ int pd_res_db_exec(pd_res_db_t *d, const Plat__DbExecRequest *req, const pd_res_
     }
     plat__db_exec_result__init(r);
     uint64_t bytes = 0;
-    uint64_t max_bytes = lim && lim->max_bytes > 0 ? (uint64_t)lim->max_bytes : UINT64_MAX;
-    uint64_t max_rows = lim && lim->max_rows > 0 ? (uint64_t)lim->max_rows : UINT64_MAX;
     int ncol = sqlite3_column_count(st);
     if (ncol > 0) {
         r->columns = calloc((size_t)ncol, sizeof *r->columns);
@@ -425,6 +542,10 @@ int pd_res_db_exec(pd_res_db_t *d, const Plat__DbExecRequest *req, const pd_res_
     size_t cap = 0;
     if (lim && lim->timeout_ms > 0)
         d->deadline_ms = mono_ms() + (uint64_t)lim->timeout_ms;
+    /* Plain VACUUM attaches its temporary copy while it steps (the
+     * authorizer lets only that through). */
+    sqlite3_limit(d->db, SQLITE_LIMIT_ATTACHED, 1);
+    d->stepping = true;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (r->n_rows + 1 > max_rows) {
             set_why(why, why_size, "more than %llu rows", (unsigned long long)max_rows);
@@ -451,11 +572,15 @@ int pd_res_db_exec(pd_res_db_t *d, const Plat__DbExecRequest *req, const pd_res_
             }
         }
         for (int i = 0; i < ncol; i++) {
-            Plat__DbValue *v = column_value(st, i, &bytes);
-            if (!v) {
-                err = -ENOMEM;
+            Plat__DbValue *v = NULL;
+            err = column_value(st, i, &bytes, max_bytes, &v);
+            if (err == -EFBIG) {
+                set_why(why, why_size, "result larger than %llu bytes",
+                        (unsigned long long)max_bytes);
                 goto fail;
             }
+            if (err < 0)
+                goto fail;
             row->values[row->n_values++] = v;
         }
         if (bytes > max_bytes) {
@@ -472,6 +597,14 @@ int pd_res_db_exec(pd_res_db_t *d, const Plat__DbExecRequest *req, const pd_res_
         } else if (d->deny_why[0]) {
             set_why(why, why_size, "%s", d->deny_why);
             err = -EACCES;
+        } else if ((rc & 0xff) == SQLITE_FULL) {
+            set_why(why, why_size, "database full: quota of %lld bytes reached (or disk full)",
+                    (long long)(d->quota_pages * d->page_size));
+            err = -EDQUOT;
+        } else if ((rc & 0xff) == SQLITE_TOOBIG) {
+            set_why(why, why_size, "%s (limit %d bytes)", sqlite3_errmsg(d->db),
+                    sqlite3_limit(d->db, SQLITE_LIMIT_LENGTH, -1));
+            err = -EFBIG;
         } else {
             set_why(why, why_size, "%s", sqlite3_errmsg(d->db));
             err = map_rc(rc);
@@ -483,6 +616,8 @@ int pd_res_db_exec(pd_res_db_t *d, const Plat__DbExecRequest *req, const pd_res_
     r->changes = sqlite3_stmt_readonly(st) ? 0 : (int64_t)sqlite3_changes64(d->db);
     r->last_insert_id = (int64_t)sqlite3_last_insert_rowid(d->db);
     d->deadline_ms = 0;
+    d->stepping = false;
+    sqlite3_limit(d->db, SQLITE_LIMIT_ATTACHED, 0);
     sqlite3_finalize(st);
     *out = r;
     return 0;
@@ -490,6 +625,8 @@ fail:
     if (err == -ENOMEM)
         set_why(why, why_size, "out of memory");
     d->deadline_ms = 0;
+    d->stepping = false;
+    sqlite3_limit(d->db, SQLITE_LIMIT_ATTACHED, 0);
     sqlite3_finalize(st);
     pd_res_db_result_free(&r);
     return err;

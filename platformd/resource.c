@@ -669,6 +669,7 @@ void pd_resource_handle(pd_t *pd, const plat_bus_rx_t *rx, pd_endpoint_t *ep)
     job->db_limits.timeout_ms = cfg->resources.db_timeout_ms;
     job->db_limits.max_rows = cfg->resources.db_max_rows;
     job->db_limits.max_bytes = min64(cfg->resources.db_max_bytes, reply_room(pd));
+    job->db_limits.max_file_bytes = cfg->resources.db_max_file_bytes;
     job->file_opts.max_file_bytes = cfg->resources.file_max_bytes;
     job->file_opts.quota_bytes = cfg->resources.file_quota_bytes;
     if (rq->file && rq->file->op == PLAT__FILE_OP__FILE_OP_READ)

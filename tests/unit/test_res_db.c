@@ -1,7 +1,9 @@
 /* Resource channel, DB kind (res_db.c): typed round trip of all five
- * types, the authorizer (ATTACH, DETACH, load_extension, pragmas, VACUUM
- * INTO), the statement time limit, row and byte caps, one statement per
- * request, parameter checks, persistence. Each test has its own temp dir. */
+ * types, the authorizer (ATTACH, DETACH, load_extension, fts3_tokenizer,
+ * pragmas, VACUUM INTO; plain VACUUM, rtree and fts work), the statement
+ * time limit, row and byte caps, values over the length limit, the file
+ * quota, one statement per request, parameter checks, persistence. Each
+ * test has its own temp dir. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -285,11 +288,16 @@ static void test_attach_detach_denied(void **state)
     assert_int_equal(access(other, F_OK), -1);
     assert_int_equal(run(f, "DETACH DATABASE main", NULL), -EACCES);
     assert_non_null(strstr(f->why, "DETACH"));
-    /* VACUUM INTO writes another file; VACUUM attaches internally too. */
+    /* VACUUM INTO writes another file (plain VACUUM works: see
+     * test_vacuum_rtree_fts). */
     snprintf(sql, sizeof sql, "VACUUM INTO '%s'", other);
     assert_int_equal(run(f, sql, NULL), -EACCES);
-    assert_int_equal(run(f, "VACUUM", NULL), -EACCES);
+    assert_non_null(strstr(f->why, "ATTACH"));
     assert_int_equal(access(other, F_OK), -1);
+    /* An empty file name (a private temporary database) is no exception
+     * outside VACUUM. */
+    assert_int_equal(run(f, "ATTACH '' AS t2", NULL), -EACCES);
+    assert_int_equal(run(f, "ATTACH DATABASE ':memory:' AS t3", NULL), -EACCES);
     /* The connection still works. */
     assert_int_equal(one_int(f, "SELECT 7"), 7);
 }
@@ -307,13 +315,22 @@ static void test_pragmas(void **state)
 {
     fixture_t *f = *state;
     static const char *const denied[] = {
-        "PRAGMA journal_mode=DELETE",  "PRAGMA journal_mode",
-        "PRAGMA writable_schema=ON",   "PRAGMA temp_store_directory='/tmp'",
-        "PRAGMA main.synchronous=OFF", "PRAGMA cache_size=-100000",
-        "PRAGMA trusted_schema=ON",    "PRAGMA foreign_keys=OFF",
-        "PRAGMA mmap_size=1000000",    "PRAGMA database_list",
-        "PRAGMA compile_options",      "PRAGMA query_only=1",
+        "PRAGMA journal_mode=DELETE",
+        "PRAGMA journal_mode",
+        "PRAGMA writable_schema=ON",
+        "PRAGMA temp_store_directory='/tmp'",
+        "PRAGMA main.synchronous=OFF",
+        "PRAGMA cache_size=-100000",
+        "PRAGMA trusted_schema=ON",
+        "PRAGMA foreign_keys=OFF",
+        "PRAGMA mmap_size=1000000",
+        "PRAGMA database_list",
+        "PRAGMA compile_options",
+        "PRAGMA query_only=1",
         "PRAGMA wal_checkpoint",
+        "PRAGMA page_size=8192",
+        "PRAGMA max_page_count=1000000000",
+        "PRAGMA temp.max_page_count=1000000000",
     };
     for (size_t i = 0; i < sizeof denied / sizeof denied[0]; i++) {
         int rc = run(f, denied[i], NULL);
@@ -333,8 +350,216 @@ static void test_pragmas(void **state)
     assert_int_equal(one_int(f, "PRAGMA user_version"), 0);
     assert_int_equal(run(f, "PRAGMA user_version = 3", NULL), 0);
     assert_int_equal(one_int(f, "PRAGMA user_version"), 3);
+    assert_true(one_int(f, "PRAGMA page_size") >= 512);
     /* The settings the module chose are still in force. */
     assert_int_equal(one_int(f, "SELECT count(*) FROM pragma_foreign_key_list('p')"), 0);
+}
+
+static void test_load_extension_bound_and_cased(void **state)
+{
+    fixture_t *f = *state;
+    req_t r;
+    req_init(&r, "SELECT Load_Extension(?1)");
+    add_text(&r, "/lib/x86_64-linux-gnu/libm.so.6");
+    Plat__DbExecResult *res = NULL;
+    assert_int_equal(pd_res_db_exec(f->db, &r.req, &f->lim, &res, f->why, sizeof f->why), -EACCES);
+    assert_null(res);
+}
+
+/* fts3_tokenizer('name') gives a pointer into libsqlite3; with a second
+ * argument it takes a blob as a C pointer, and using the tokenizer then
+ * calls through it (a crash of platformd). Denied in every form. */
+static void test_fts3_tokenizer_denied(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(run(f, "SELECT fts3_tokenizer('simple')", NULL), -EACCES);
+    assert_non_null(strstr(f->why, "fts3_tokenizer"));
+    assert_int_equal(run(f, "SELECT FTS3_Tokenizer('porter')", NULL), -EACCES);
+    assert_int_equal(run(f, "SELECT fts3_tokenizer('evil', x'4141414141414141')", NULL), -EACCES);
+    assert_non_null(strstr(f->why, "fts3_tokenizer"));
+
+    /* A bound blob (SQLite lets that through even with
+     * SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER off). */
+    static const uint8_t ptr[8] = {0x41, 0x41, 0x41, 0x41, 0x41, 0x41, 0x41, 0x41};
+    req_t r;
+    req_init(&r, "SELECT fts3_tokenizer(?1, ?2)");
+    add_text(&r, "evil");
+    add_blob(&r, ptr, sizeof ptr);
+    Plat__DbExecResult *res = NULL;
+    assert_int_equal(pd_res_db_exec(f->db, &r.req, &f->lim, &res, f->why, sizeof f->why), -EACCES);
+    assert_null(res);
+    assert_non_null(strstr(f->why, "fts3_tokenizer"));
+    req_init(&r, "SELECT fts3_tokenizer(?1)");
+    add_text(&r, "simple");
+    assert_int_equal(pd_res_db_exec(f->db, &r.req, &f->lim, &res, f->why, sizeof f->why), -EACCES);
+
+    /* No tokenizer "evil" was registered: the table cannot use it, and
+     * platformd is still here. */
+    assert_int_equal(run(f, "CREATE VIRTUAL TABLE f USING fts3(x, tokenize=evil)", NULL), -EINVAL);
+    assert_int_equal(run(f, "CREATE VIRTUAL TABLE f4 USING fts4(x, tokenize=evil)", NULL), -EINVAL);
+
+    /* Not through a view or a trigger either. */
+    /* (In a view or trigger SQLite itself refuses it first: "unsafe use",
+     * -EINVAL, as the schema is not trusted.) */
+    int rc = run(f, "CREATE VIEW v AS SELECT fts3_tokenizer('simple') AS p", NULL);
+    assert_true(rc == 0 || rc == -EACCES);
+    if (rc == 0) {
+        rc = run(f, "SELECT p FROM v", NULL);
+        assert_true(rc == -EACCES || rc == -EINVAL);
+        assert_non_null(strstr(f->why, "fts3_tokenizer"));
+    }
+    assert_int_equal(run(f, "CREATE TABLE tr(x)", NULL), 0);
+    rc = run(f,
+             "CREATE TRIGGER trg AFTER INSERT ON tr BEGIN "
+             "SELECT fts3_tokenizer('evil', x'4141414141414141'); END",
+             NULL);
+    assert_true(rc == 0 || rc == -EACCES);
+    if (rc == 0) {
+        rc = run(f, "INSERT INTO tr VALUES (1)", NULL);
+        assert_true(rc == -EACCES || rc == -EINVAL);
+        assert_non_null(strstr(f->why, "fts3_tokenizer"));
+    }
+    assert_int_equal(run(f, "CREATE VIRTUAL TABLE f USING fts3(x, tokenize=evil)", NULL), -EINVAL);
+
+    /* The fts5 C API is not handed out. */
+    req_init(&r, "SELECT fts5(?1)");
+    add_null(&r);
+    assert_int_equal(pd_res_db_exec(f->db, &r.req, &f->lim, &res, f->why, sizeof f->why), -EACCES);
+
+    /* Built-in tokenizers by name still work. */
+    assert_int_equal(run(f, "CREATE VIRTUAL TABLE ok USING fts4(x, tokenize=porter)", NULL), 0);
+    assert_int_equal(run(f, "INSERT INTO ok VALUES ('running dogs')", NULL), 0);
+    assert_int_equal(one_int(f, "SELECT count(*) FROM ok WHERE ok MATCH 'run'"), 1);
+    assert_int_equal(one_int(f, "SELECT 5"), 5);
+}
+
+static void test_vacuum_rtree_fts(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(run(f, "CREATE TABLE v(x)", NULL), 0);
+    assert_int_equal(run(f,
+                         "INSERT INTO v WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
+                         "SELECT x + 1 FROM c WHERE x < 500) SELECT randomblob(100) FROM c",
+                         NULL),
+                     0);
+    assert_int_equal(run(f, "DELETE FROM v WHERE rowid % 2 = 0", NULL), 0);
+    assert_int_equal(run(f, "VACUUM", NULL), 0);
+    assert_int_equal(run(f, "VACUUM main", NULL), 0);
+    assert_int_equal(one_int(f, "SELECT count(*) FROM v"), 250);
+    /* Still no ATTACH after a VACUUM. */
+    char sql[256], other[160];
+    snprintf(other, sizeof other, "%s/after.db", f->dir);
+    snprintf(sql, sizeof sql, "ATTACH '%s' AS o", other);
+    assert_int_equal(run(f, sql, NULL), -EACCES);
+    assert_int_equal(access(other, F_OK), -1);
+
+    assert_int_equal(run(f, "CREATE VIRTUAL TABLE r USING rtree(id, minx, maxx, miny, maxy)", NULL),
+                     0);
+    assert_int_equal(run(f, "INSERT INTO r VALUES (1, 0, 10, 0, 10), (2, 20, 30, 20, 30)", NULL),
+                     0);
+    assert_int_equal(one_int(f, "SELECT id FROM r WHERE minx <= 5 AND maxx >= 5"), 1);
+
+    assert_int_equal(run(f, "CREATE VIRTUAL TABLE t5 USING fts5(body)", NULL), 0);
+    assert_int_equal(run(f, "INSERT INTO t5 VALUES ('hello world'), ('goodbye')", NULL), 0);
+    assert_int_equal(one_int(f, "SELECT count(*) FROM t5 WHERE t5 MATCH 'hello'"), 1);
+    assert_int_equal(run(f, "CREATE VIRTUAL TABLE t3 USING fts3(body)", NULL), 0);
+    assert_int_equal(run(f, "INSERT INTO t3 VALUES ('hello there')", NULL), 0);
+    assert_int_equal(one_int(f, "SELECT count(*) FROM t3 WHERE t3 MATCH 'hello'"), 1);
+    assert_int_equal(run(f, "VACUUM", NULL), 0);
+    assert_int_equal(one_int(f, "SELECT count(*) FROM r"), 2);
+}
+
+static long max_rss_kib(void)
+{
+    struct rusage ru;
+    assert_int_equal(getrusage(RUSAGE_SELF, &ru), 0);
+    return ru.ru_maxrss;
+}
+
+/* A value bigger than a result may be is never built: the length limit
+ * stops it inside SQLite (-EFBIG), without hundreds of MB in platformd. */
+static void test_huge_values_refused(void **state)
+{
+    fixture_t *f = *state;
+    long rss0 = max_rss_kib();
+    assert_int_equal(run(f, "SELECT randomblob(500000000)", NULL), -EFBIG);
+    assert_non_null(strstr(f->why, "too big"));
+    assert_int_equal(run(f, "SELECT zeroblob(999000000)", NULL), -EFBIG);
+    assert_int_equal(run(f, "SELECT length(zeroblob(999000000))", NULL), -EFBIG);
+    assert_int_equal(run(f, "SELECT length(randomblob(300000000))", NULL), -EFBIG);
+    assert_int_equal(run(f, "SELECT replace(hex(zeroblob(3000000)), '0', 'xyz')", NULL), -EFBIG);
+    Plat__DbExecResult *res = NULL;
+    assert_int_equal(run(f, "CREATE TABLE h(b)", NULL), 0);
+    assert_int_equal(run(f, "INSERT INTO h VALUES (zeroblob(900000000))", NULL), -EFBIG);
+    assert_int_equal(one_int(f, "SELECT count(*) FROM h"), 0);
+    long grown = max_rss_kib() - rss0;
+    if (grown > 64 * 1024)
+        fail_msg("peak RSS grew by %ld KiB", grown);
+
+    /* A bound blob over the limit is refused too. */
+    size_t big = (size_t)f->lim.max_bytes + 128 * 1024;
+    uint8_t *blob = calloc(1, big);
+    assert_non_null(blob);
+    req_t r;
+    req_init(&r, "INSERT INTO h VALUES (?1)");
+    add_blob(&r, blob, big);
+    assert_int_equal(pd_res_db_exec(f->db, &r.req, &f->lim, &res, f->why, sizeof f->why), -EFBIG);
+    assert_null(res);
+    free(blob);
+
+    /* Values below the limit still work, and the limit follows max_bytes. */
+    assert_int_equal(one_int(f, "SELECT length(randomblob(1000000))"), 1000000);
+    f->lim.max_bytes = 10000;
+    assert_int_equal(run(f, "SELECT length(randomblob(1000000))", NULL), -EFBIG);
+    f->lim.max_bytes = 4 * 1024 * 1024;
+    assert_int_equal(one_int(f, "SELECT length(randomblob(1000000))"), 1000000);
+}
+
+static void test_file_quota(void **state)
+{
+    fixture_t *f = *state;
+    f->lim.max_file_bytes = 256 * 1024;
+    assert_int_equal(run(f, "CREATE TABLE q(b)", NULL), 0);
+    int rc = 0, n = 0;
+    for (; n < 1000 && rc == 0; n++)
+        rc = run(f, "INSERT INTO q VALUES (randomblob(4000))", NULL);
+    assert_int_equal(rc, -EDQUOT);
+    assert_non_null(strstr(f->why, "quota"));
+    int64_t rows = one_int(f, "SELECT count(*) FROM q");
+    assert_true(rows > 10);
+    assert_true(rows * 4000 <= 256 * 1024);
+    /* A multi-row insert over the quota leaves nothing behind. */
+    assert_int_equal(run(f, "DELETE FROM q", NULL), 0);
+    assert_int_equal(run(f,
+                         "INSERT INTO q WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
+                         "SELECT x + 1 FROM c WHERE x < 200) SELECT randomblob(4000) FROM c",
+                         NULL),
+                     -EDQUOT);
+    assert_int_equal(one_int(f, "SELECT count(*) FROM q"), 0);
+    /* Freed pages are used again. */
+    assert_int_equal(run(f, "INSERT INTO q VALUES (randomblob(4000))", NULL), 0);
+    /* TEMP tables have the quota too. */
+    assert_int_equal(run(f, "CREATE TEMP TABLE tq(b)", NULL), 0);
+    rc = run(f,
+             "INSERT INTO tq WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
+             "SELECT x + 1 FROM c WHERE x < 200) SELECT randomblob(4000) FROM c",
+             NULL);
+    assert_int_equal(rc, -EDQUOT);
+    /* A bigger quota applies on the next request. */
+    f->lim.max_file_bytes = 2 * 1024 * 1024;
+    assert_int_equal(run(f,
+                         "INSERT INTO q WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
+                         "SELECT x + 1 FROM c WHERE x < 200) SELECT randomblob(4000) FROM c",
+                         NULL),
+                     0);
+    assert_int_equal(one_int(f, "SELECT count(*) FROM q"), 201);
+    /* Closing checkpoints the WAL: the file keeps to the quota. */
+    pd_res_db_close(&f->db);
+    struct stat st;
+    assert_int_equal(stat(f->path, &st), 0);
+    assert_true(st.st_size <= 2 * 1024 * 1024);
+    assert_int_equal(pd_res_db_open(f->path, &f->db, f->why, sizeof f->why), 0);
+    assert_int_equal(one_int(f, "SELECT count(*) FROM q"), 201);
 }
 
 static void test_runaway_query_times_out(void **state)
@@ -476,6 +701,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_refuses_symlink, setup, teardown),
         cmocka_unit_test_setup_teardown(test_attach_detach_denied, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_extension_denied, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_extension_bound_and_cased, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fts3_tokenizer_denied, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vacuum_rtree_fts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_huge_values_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_quota, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pragmas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runaway_query_times_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_row_cap, setup, teardown),
