@@ -633,7 +633,7 @@ static void find_loopback_name(void)
     }
     freeaddrinfo(res);
     if (only)
-        snprintf(g_lname, sizeof g_lname, "%s", name);
+        memcpy(g_lname, name, strlen(name) + 1); /* fits: checked above */
 }
 
 static void use_patterns(fix_t *f, char **pats, size_t n)
