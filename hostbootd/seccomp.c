@@ -30,6 +30,9 @@ const char *const hb_seccomp_default_deny[] = {
     "swapoff",      "pivot_root",   "chroot",          "setns",           "unshare",
     "open_by_handle_at", "perf_event_open", "userfaultfd", "keyctl",      "add_key",
     "request_key",  "acct",         "quotactl",        "iopl",            "ioperm",
+    /* reading or writing another process's memory (a host holds its bus
+     * key in memory; hosts may share a user) */
+    "process_vm_readv", "process_vm_writev",
     NULL,
 };
 

@@ -222,9 +222,10 @@ static void test_unknown_name_refused(void **state)
     assert_false(hb_seccomp_name_known(NULL));
     /* Every default name is known. */
     assert_int_equal(hb_seccomp_check(NULL, 0, why, sizeof why), 0);
-    assert_int_equal(hb_seccomp_default_count(), default_has("ptrace") ? 26 : 25);
+    assert_int_equal(hb_seccomp_default_count(), default_has("ptrace") ? 28 : 27);
     assert_true(default_has("mount") && default_has("kexec_load") && default_has("bpf") &&
-                default_has("init_module") && default_has("ioperm"));
+                default_has("init_module") && default_has("ioperm") &&
+                    default_has("process_vm_readv") && default_has("process_vm_writev"));
 #if !defined(__SANITIZE_ADDRESS__)
     assert_true(default_has("ptrace"));
 #endif
