@@ -773,6 +773,8 @@ static void run_mhd(pd_httpapi_t *api)
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
     char buf[512];

@@ -39,7 +39,8 @@ void plat_log_set_fd(int fd);
  * ids go at the end as key=value. A trailing newline is not needed. */
 void plat_log(plat_log_level_t level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void plat_logv(plat_log_level_t level, const char *component, const char *fmt, va_list ap);
+void plat_logv(plat_log_level_t level, const char *component, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /* ---- in-memory ring (diagnostics) --------------------------------------
  * When enabled, the last `lines` lines logged by each component (lines that
