@@ -4,7 +4,9 @@
  * invoke → upgrade → uninstall with platformctl alone and checks the exit
  * codes scripts rely on (docs/platformctl.md): 0 ok, 2 usage, 3 API
  * unreachable, 4 not found, 5 conflict, 6 unauthorized. Every child runs
- * with http_proxy pointing at a dead port: platformctl must ignore it. */
+ * with http_proxy pointing at a dead port: platformctl must ignore it.
+ * A second case takes a Python plugin (notes-py, its DB, an upgrade to
+ * pyplugins/notes_v2) through the same life. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -447,10 +449,138 @@ static void test_lifecycle(void **state)
     run_clear(&r);
 }
 
+/* The same life for a Python plugin, platformctl alone: examples/notes-py
+ * 1.0.0 (language python, run by pluginhost-py) registered, installed,
+ * enabled and started; an invoke writes a row into the instance's DB and
+ * another reads it back; an upgrade to 1.1.0 (pyplugins/notes_v2, whose
+ * upgrade hook records where it came from) keeps the row; stop, uninstall. */
+static void test_python_lifecycle(void **state)
+{
+    ctx_t ctx = {.env = *state};
+    start_platform(&ctx);
+    snprintf(ctx.dead_proxy, sizeof ctx.dead_proxy, "http://127.0.0.1:%d", dead_port(ctx.env));
+
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/notes-py", PLAT_EXAMPLES_DIR);
+    ctl_run_t r = ctl(&ctx, "--json", "package", "register", dir, NULL);
+    EXPECT_RC(&ctx, r, 0, "package register notes-py");
+    json_t *pkg = json_loads(r.out, 0, NULL);
+    const char *lang = json_string_value(it_json_path(pkg, "package.language"));
+    const char *ver = json_string_value(it_json_path(pkg, "package.version"));
+    IT_CHECK(ctx.env, lang && strcmp(lang, "python") == 0 && ver && strcmp(ver, "1.0.0") == 0,
+             "notes-py 1.0.0 registered as python: %s", r.out);
+    json_decref(pkg);
+    run_clear(&r);
+    snprintf(dir, sizeof dir, "%s/notes_v2", PYPLUGINS_DIR);
+    r = ctl(&ctx, "package", "register", dir, NULL);
+    EXPECT_RC(&ctx, r, 0, "package register notes_v2");
+    EXPECT_HAS(&ctx, r.out, "1.1.0", "package register notes_v2");
+    run_clear(&r);
+    r = ctl(&ctx, "packages", NULL);
+    EXPECT_RC(&ctx, r, 0, "packages");
+    EXPECT_HAS(&ctx, r.out, "notes-py", "packages");
+    EXPECT_HAS(&ctx, r.out, "1.1.0", "packages");
+    EXPECT_HAS(&ctx, r.out, "python", "packages");
+    run_clear(&r);
+
+    r = ctl(&ctx, "--json", "install", "notes-py", "1.0.0", "acme-py", NULL);
+    EXPECT_RC(&ctx, r, 0, "install notes-py");
+    json_t *inst = json_loads(r.out, 0, NULL);
+    const char *u = json_string_value(it_json_path(inst, "instance.uuid"));
+    IT_CHECK(ctx.env, u != NULL, "install --json names the uuid: %s", r.out);
+    char uuid[64];
+    snprintf(uuid, sizeof uuid, "%s", u);
+    json_decref(inst);
+    run_clear(&r);
+
+    r = ctl(&ctx, "enable", uuid, NULL);
+    EXPECT_RC(&ctx, r, 0, "enable notes-py");
+    run_clear(&r);
+    r = ctl(&ctx, "start", uuid, NULL);
+    EXPECT_RC(&ctx, r, 0, "start notes-py");
+    EXPECT_HAS(&ctx, r.out, "running", "start notes-py");
+    run_clear(&r);
+
+    /* A row written by one invoke, read back by another. */
+    r = ctl(&ctx, "invoke", uuid, "--path", "/add", "--data", "buy milk", NULL);
+    EXPECT_RC(&ctx, r, 0, "invoke /add");
+    IT_CHECK(ctx.env, strcmp(r.out, "{\"id\": 1}") == 0, "/add answers the row id: \"%s\"", r.out);
+    run_clear(&r);
+    r = ctl(&ctx, "invoke", uuid, "--path", "/get/1", "--method", "GET", NULL);
+    EXPECT_RC(&ctx, r, 0, "invoke /get/1");
+    IT_CHECK(ctx.env, strcmp(r.out, "buy milk") == 0, "/get/1 reads the row: \"%s\"", r.out);
+    run_clear(&r);
+    /* The plugin's own non-2xx answer: printed raw, exit 1. 1.0.0 has no
+     * /meta (1.1.0 adds it). */
+    r = ctl(&ctx, "invoke", uuid, "--path", "/meta/upgraded_from", NULL);
+    EXPECT_RC(&ctx, r, 1, "invoke of a path 1.0.0 lacks");
+    EXPECT_HAS(&ctx, r.out, "unknown path", "invoke of a path 1.0.0 lacks");
+    EXPECT_HAS(&ctx, r.err, "the plugin answered 404", "invoke of a path 1.0.0 lacks");
+    run_clear(&r);
+
+    /* Upgrade to 1.1.0: the new code answers, the row is still there and
+     * the upgrade hook ran (it recorded 1.0.0 in its DB). */
+    r = ctl(&ctx, "upgrade", uuid, "1.1.0", NULL);
+    EXPECT_RC(&ctx, r, 0, "upgrade notes-py");
+    EXPECT_HAS(&ctx, r.out, "1.1.0", "upgrade notes-py");
+    run_clear(&r);
+    r = ctl(&ctx, "invoke", uuid, "--path", "/version", NULL);
+    EXPECT_RC(&ctx, r, 0, "invoke /version after upgrade");
+    IT_CHECK(ctx.env, strcmp(r.out, "notes-py 1.1.0") == 0, "1.1.0 answers: \"%s\"", r.out);
+    run_clear(&r);
+    r = ctl(&ctx, "invoke", uuid, "--path", "/get/1", NULL);
+    EXPECT_RC(&ctx, r, 0, "invoke /get/1 after upgrade");
+    IT_CHECK(ctx.env, strcmp(r.out, "buy milk") == 0, "the row survived the upgrade: \"%s\"",
+             r.out);
+    run_clear(&r);
+    r = ctl(&ctx, "invoke", uuid, "--path", "/meta/upgraded_from", NULL);
+    EXPECT_RC(&ctx, r, 0, "invoke /meta/upgraded_from");
+    IT_CHECK(ctx.env, strcmp(r.out, "1.0.0") == 0, "the upgrade hook ran from 1.0.0: \"%s\"",
+             r.out);
+    run_clear(&r);
+    r = ctl(&ctx, "invoke", uuid, "--path", "/add", "--data", "call Ada", NULL);
+    EXPECT_RC(&ctx, r, 0, "invoke /add after upgrade");
+    IT_CHECK(ctx.env, strcmp(r.out, "{\"id\": 2}") == 0, "/add after upgrade: \"%s\"", r.out);
+    run_clear(&r);
+    r = ctl(&ctx, "invoke", uuid, "--path", "/count", NULL);
+    EXPECT_RC(&ctx, r, 0, "invoke /count");
+    IT_CHECK(ctx.env, strcmp(r.out, "{\"count\": 2}") == 0, "/count: \"%s\"", r.out);
+    run_clear(&r);
+    r = ctl(&ctx, "instance", "get", uuid, NULL);
+    EXPECT_RC(&ctx, r, 0, "instance get after upgrade");
+    EXPECT_HAS(&ctx, r.out, "1.1.0", "instance get after upgrade");
+    run_clear(&r);
+
+    /* Stop: stopped; stopping again is a conflict. */
+    r = ctl(&ctx, "stop", uuid, NULL);
+    EXPECT_RC(&ctx, r, 0, "stop notes-py");
+    EXPECT_HAS(&ctx, r.out, "stopped", "stop notes-py");
+    run_clear(&r);
+    r = ctl(&ctx, "stop", uuid, NULL);
+    EXPECT_RC(&ctx, r, 5, "stop of a stopped notes-py");
+    run_clear(&r);
+    char st_now[32];
+    api_state(&ctx, uuid, st_now, sizeof st_now);
+    IT_CHECK(ctx.env, strcmp(st_now, "stopped") == 0, "stopped: %s", st_now);
+
+    /* Uninstall: gone. */
+    r = ctl(&ctx, "uninstall", uuid, NULL);
+    EXPECT_RC(&ctx, r, 0, "uninstall notes-py");
+    EXPECT_HAS(&ctx, r.out, "removed", "uninstall notes-py");
+    run_clear(&r);
+    r = ctl(&ctx, "instance", "get", uuid, NULL);
+    EXPECT_RC(&ctx, r, 4, "get after uninstall");
+    run_clear(&r);
+    r = ctl(&ctx, "invoke", uuid, "--path", "/get/1", NULL);
+    EXPECT_RC(&ctx, r, 4, "invoke after uninstall");
+    run_clear(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_python_lifecycle, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
