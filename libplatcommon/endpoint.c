@@ -160,18 +160,28 @@ plat_endpoint_role_t plat_endpoint_role(const plat_endpoint_t *ep) { return ep->
 
 void *plat_endpoint_handle(plat_endpoint_t *ep) { return zsock_resolve(ep->sock); }
 
+/* One frame; a signal arriving during the call (EINTR) is not a failure:
+ * try again (a lost HOST_EXITED report was traced to it). */
+static int send_frame(void *s, const void *buf, size_t len, int flags)
+{
+    while (zmq_send(s, buf, len, flags | ZMQ_DONTWAIT) < 0) {
+        if (errno != EINTR)
+            return -errno;
+    }
+    return 0;
+}
+
 int plat_endpoint_send(plat_endpoint_t *ep, const char *peer, const void *buf, size_t len)
 {
     void *s = zsock_resolve(ep->sock);
     if (ep->role == PLAT_ENDPOINT_ROUTER) {
         if (!peer || !*peer)
             return -EINVAL;
-        if (zmq_send(s, peer, strlen(peer), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-            return -errno;
+        int rc = send_frame(s, peer, strlen(peer), ZMQ_SNDMORE);
+        if (rc < 0)
+            return rc;
     }
-    if (zmq_send(s, buf, len, ZMQ_DONTWAIT) < 0)
-        return -errno;
-    return 0;
+    return send_frame(s, buf, len, 0);
 }
 
 static bool more(zmq_msg_t *m) { return zmq_msg_more(m) != 0; }
@@ -194,7 +204,10 @@ int plat_endpoint_recv(plat_endpoint_t *ep, char peer[PLAT_ID_MAX + 1], zmq_msg_
     peer[0] = 0;
     zmq_msg_t first;
     zmq_msg_init(&first);
-    if (zmq_msg_recv(&first, s, ZMQ_DONTWAIT) < 0) {
+    int got;
+    while ((got = zmq_msg_recv(&first, s, ZMQ_DONTWAIT)) < 0 && errno == EINTR)
+        ;
+    if (got < 0) {
         int e = errno;
         zmq_msg_close(&first);
         return -e;
@@ -214,7 +227,9 @@ int plat_endpoint_recv(plat_endpoint_t *ep, char peer[PLAT_ID_MAX + 1], zmq_msg_
         }
         zmq_msg_close(&first);
         zmq_msg_init(&first);
-        if (zmq_msg_recv(&first, s, ZMQ_DONTWAIT) < 0) {
+        while ((got = zmq_msg_recv(&first, s, ZMQ_DONTWAIT)) < 0 && errno == EINTR)
+            ;
+        if (got < 0) {
             int e = errno;
             zmq_msg_close(&first);
             return -e;

@@ -2,9 +2,10 @@
 # Benchmarks (docs/performance.md). Builds a Release tree (BUILD_DIR, default
 # build-bench/) and runs the drivers; each starts platformd and hostbootd on
 # free loopback ports in a temp dir, prints its figures and stops (by PID)
-# everything it started.
+# everything it started. The bus runs with CURVE on, as by default (the
+# drivers create the keys in their temp dir).
 #
-#   scripts/bench.sh                      both drivers, default options
+#   scripts/bench.sh                      all three drivers, default options
 #   scripts/bench.sh spawn [ARGS...]      only bench_spawn: host spawn-to-ready
 #                                         and memory (issue 3)
 #   scripts/bench.sh lifecycle [ARGS...]  only bench_lifecycle: instance start,

@@ -38,7 +38,6 @@
  * the test fails, or with PLAT_IT_KEEP=1). Prints one summary line:
  *   fault: seed=S actions=N (ok=.. conflict=.. failed-during-fault=..) kills: ...
  */
-#include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -149,12 +148,6 @@ static unsigned rnd_below(fx_t *fx, unsigned n)
     return n ? (unsigned)(rnd(fx) % n) : 0;
 }
 
-static const char *jstr(json_t *obj, const char *dotted)
-{
-    json_t *v = it_json_path(obj, dotted);
-    return json_is_string(v) ? json_string_value(v) : "";
-}
-
 static void flog(fx_t *fx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void flog(fx_t *fx, const char *fmt, ...)
 {
@@ -186,115 +179,6 @@ static unsigned env_uint(const char *name, unsigned def)
     char *end = NULL;
     unsigned long v = strtoul(s, &end, 10);
     return end && *end == 0 ? (unsigned)v : def;
-}
-
-/* ---- HTTP in the background (curl multi), so a kill can land mid-action ------ */
-
-typedef struct {
-    char *data;
-    size_t len;
-} buf_t;
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
-{
-    buf_t *b = arg;
-    size_t n = size * nmemb;
-    char *nd = realloc(b->data, b->len + n + 1);
-    if (!nd)
-        return 0;
-    memcpy(nd + b->len, ptr, n);
-    b->data = nd;
-    b->len += n;
-    b->data[b->len] = 0;
-    return n;
-}
-
-typedef struct {
-    CURLM *multi;
-    CURL *easy;
-    struct curl_slist *headers;
-    buf_t b;
-    bool done;
-    long status;
-    CURLcode rc;
-} req_t;
-
-static void req_start(it_env_t *env, req_t *r, const char *path, const char *body)
-{
-    memset(r, 0, sizeof *r);
-    char url[256], tpath[IT_PATH_MAX + 32], tok[160] = "", auth[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", it_http_port(env), path);
-    snprintf(tpath, sizeof tpath, "%s/platform-state/api-token", it_dir(env));
-    FILE *f = fopen(tpath, "r");
-    if (f) {
-        if (!fgets(tok, sizeof tok, f))
-            tok[0] = 0;
-        fclose(f);
-    }
-    tok[strcspn(tok, "\r\n")] = 0;
-    r->headers = curl_slist_append(NULL, "Content-Type: application/json");
-    r->headers = curl_slist_append(r->headers, "Expect:");
-    if (tok[0]) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", tok);
-        r->headers = curl_slist_append(r->headers, auth);
-    }
-    r->easy = curl_easy_init();
-    r->multi = curl_multi_init();
-    assert_non_null(r->easy);
-    assert_non_null(r->multi);
-    assert_non_null(r->headers);
-    curl_easy_setopt(r->easy, CURLOPT_URL, url);
-    curl_easy_setopt(r->easy, CURLOPT_POST, 1L);
-    curl_easy_setopt(r->easy, CURLOPT_COPYPOSTFIELDS, body);
-    curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
-    curl_easy_setopt(r->easy, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
-    curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
-    curl_easy_setopt(r->easy, CURLOPT_FORBID_REUSE, 1L);
-    curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, &r->b);
-    curl_multi_add_handle(r->multi, r->easy);
-}
-
-/* Let the transfer progress for up to wait_ms; true once it is done. */
-static bool req_poll(req_t *r, int wait_ms)
-{
-    if (r->done)
-        return true;
-    int running = 0;
-    curl_multi_perform(r->multi, &running);
-    if (running)
-        curl_multi_poll(r->multi, NULL, 0, wait_ms, NULL);
-    curl_multi_perform(r->multi, &running);
-    int left = 0;
-    CURLMsg *msg;
-    while ((msg = curl_multi_info_read(r->multi, &left)) != NULL)
-        if (msg->msg == CURLMSG_DONE) {
-            r->done = true;
-            r->rc = msg->data.result;
-            if (r->rc == CURLE_OK)
-                curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
-        }
-    return r->done;
-}
-
-/* The status (negative errno without an answer), *resp the JSON body. */
-static int req_finish(req_t *r, json_t **resp)
-{
-    while (!req_poll(r, 50))
-        ; /* bounded by CURLOPT_TIMEOUT_MS */
-    *resp = r->b.data ? json_loadb(r->b.data, r->b.len, 0, NULL) : NULL;
-    curl_multi_remove_handle(r->multi, r->easy);
-    curl_easy_cleanup(r->easy);
-    curl_multi_cleanup(r->multi);
-    curl_slist_free_all(r->headers);
-    free(r->b.data);
-    int st = r->rc == CURLE_OK                   ? (int)r->status
-             : r->rc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT
-                                                 : -ECONNRESET;
-    memset(r, 0, sizeof *r);
-    return st;
 }
 
 /* ---- processes --------------------------------------------------------------- */
@@ -463,8 +347,9 @@ static void register_package(it_env_t *env, const char *path, const char *id)
     json_t *body = NULL;
     int st = it_http_post(env, "/api/v1/packages", req, &body);
     json_decref(req);
-    IT_CHECK(env, st == 201 && strcmp(jstr(body, "package.id"), id) == 0,
-             "register %s: 201 with id %s (got %d, %s)", path, id, st, jstr(body, "package.id"));
+    IT_CHECK(env, st == 201 && strcmp(it_json_str(body, "package.id"), id) == 0,
+             "register %s: 201 with id %s (got %d, %s)", path, id, st,
+             it_json_str(body, "package.id"));
     json_decref(body);
 }
 
@@ -478,9 +363,9 @@ static bool pred_hostboot_back(json_t *body, void *arg)
 {
     const hb_match_t *m = arg;
     json_t *hb = it_json_find(json_object_get(body, "hostboots"), "id", IT_HOSTBOOT_ID);
-    if (!hb || strcmp(jstr(hb, "state"), "ready") != 0)
+    if (!hb || strcmp(it_json_str(hb, "state"), "ready") != 0)
         return false;
-    return !m->old_boot || strcmp(jstr(hb, "boot_id"), m->old_boot) != 0;
+    return !m->old_boot || strcmp(it_json_str(hb, "boot_id"), m->old_boot) != 0;
 }
 
 static void wait_hostboot(fx_t *fx, const char *old_boot)
@@ -495,7 +380,7 @@ static void hostboot_boot_id(fx_t *fx, char out[64])
 {
     json_t *body = it_get_json(fx->env, "/api/v1/hostboots");
     json_t *hb = it_json_find(json_object_get(body, "hostboots"), "id", IT_HOSTBOOT_ID);
-    snprintf(out, 64, "%s", jstr(hb, "boot_id"));
+    snprintf(out, 64, "%s", it_json_str(hb, "boot_id"));
     json_decref(body);
 }
 
@@ -538,7 +423,7 @@ static void plan_fault(fx_t *fx, fault_t *f)
     json_array_foreach(hosts, i, h)
     {
         json_t *pid = json_object_get(h, "pid");
-        if (n < MAX_LIVE && strcmp(jstr(h, "state"), "ready") == 0 &&
+        if (n < MAX_LIVE && strcmp(it_json_str(h, "state"), "ready") == 0 &&
             !json_is_true(json_object_get(h, "dev")) && json_is_integer(pid) &&
             json_integer_value(pid) > 0)
             cand[n++] = h;
@@ -550,7 +435,7 @@ static void plan_fault(fx_t *fx, fault_t *f)
         return;
     }
     f->host_pid = (pid_t)json_integer_value(json_object_get(cand[pick], "pid"));
-    snprintf(f->host_id, sizeof f->host_id, "%s", jstr(cand[pick], "id"));
+    snprintf(f->host_id, sizeof f->host_id, "%s", it_json_str(cand[pick], "id"));
     json_decref(body);
     f->pidfd = pidfd_open_(f->host_pid);
     char id[64];
@@ -644,10 +529,9 @@ static inst_t *find_inst(fx_t *fx, const char *uuid)
  * from the fault before returning. Returns the status, *resp the body. */
 static int request(fx_t *fx, const char *path, const char *body, fault_t *f, json_t **resp)
 {
-    req_t r;
-    req_start(fx->env, &r, path, body);
+    it_http_bg_t *r = it_http_bg_start(fx->env, path, body, REQUEST_TIMEOUT_MS);
     uint64_t t0 = it_now_ms();
-    while (!req_poll(&r, f && !f->injected ? 2 : 10))
+    while (!it_http_bg_poll(r, f && !f->injected ? 2 : 10))
         if (f && !f->injected && it_now_ms() - t0 >= (uint64_t)f->delay_ms) {
             inject(fx, f);
             fx->landed_in_flight += !f->skipped;
@@ -658,7 +542,7 @@ static int request(fx_t *fx, const char *path, const char *body, fault_t *f, jso
         fx->sum_action_ms += it_now_ms() - t0;
         fx->n_timed++;
     }
-    int st = req_finish(&r, resp);
+    int st = it_http_bg_finish(&r, resp);
     if (f)
         recover(fx, f);
     return st;
@@ -680,7 +564,7 @@ static void apply(fx_t *fx, inst_t *in, const char *action, int st, json_t *resp
             in->removed = true;
             fx->uninstalls++;
         } else {
-            const char *s = jstr(resp, "instance.state");
+            const char *s = it_json_str(resp, "instance.state");
             IT_CHECK(fx->env, *s, "%s %s answered %d without the instance", action, in->uuid, st);
             snprintf(in->state, sizeof in->state, "%s", s);
         }
@@ -724,7 +608,7 @@ static inst_t *install(fx_t *fx, const char *plugin, fault_t *f, bool must)
     int st = request(fx, "/api/v1/instances", text, f, &resp);
     free(text);
     fx->installs++;
-    const char *uuid = jstr(resp, "instance.uuid");
+    const char *uuid = it_json_str(resp, "instance.uuid");
     if (must)
         IT_CHECK(fx->env, st == 201 && plat_uuid_valid(uuid), "install %s: 201 (got %d)", plugin,
                  st);
@@ -805,8 +689,8 @@ static void settle(fx_t *fx, inst_t *in)
             return;
         }
         char st[16], desired[16];
-        snprintf(st, sizeof st, "%s", jstr(inst, "state"));
-        snprintf(desired, sizeof desired, "%s", jstr(inst, "desired_state"));
+        snprintf(st, sizeof st, "%s", it_json_str(inst, "state"));
+        snprintf(desired, sizeof desired, "%s", it_json_str(inst, "desired_state"));
         json_decref(inst);
         snprintf(in->state, sizeof in->state, "%s", st);
         if (strcmp(st, desired) == 0) {
@@ -839,9 +723,10 @@ static void discover(fx_t *fx)
     json_t *el;
     json_array_foreach(json_object_get(body, "instances"), i, el)
     {
-        const char *uuid = jstr(el, "uuid");
+        const char *uuid = it_json_str(el, "uuid");
         if (!find_inst(fx, uuid)) {
-            inst_t *in = &fx->inst[add_inst(fx, uuid, jstr(el, "plugin"), jstr(el, "state"))];
+            inst_t *in =
+                &fx->inst[add_inst(fx, uuid, it_json_str(el, "plugin"), it_json_str(el, "state"))];
             in->pending = true;
             flog(fx, "DISCOVER %s %s (an install whose answer was lost)", uuid, in->plugin);
         }
@@ -927,22 +812,23 @@ static bool check_all(fx_t *fx, checked_t *c, char *why, size_t size)
             add_why(why, size, "%s (%s) lost; ", in->uuid, in->state);
             continue;
         }
-        const char *s = jstr(el, "state"), *d = jstr(el, "desired_state");
+        const char *s = it_json_str(el, "state"), *d = it_json_str(el, "desired_state");
         if (strcmp(s, in->state) != 0 || strcmp(d, in->state) != 0 ||
             !json_is_false(json_object_get(el, "busy"))) {
             ok = false;
             add_why(why, size, "%s %s: want %s, is %s/%s%s (%s); ", in->uuid, in->plugin, in->state,
                     s, d, json_is_true(json_object_get(el, "busy")) ? " busy" : "",
-                    jstr(el, "last_error"));
+                    it_json_str(el, "last_error"));
         }
     }
     size_t i;
     json_t *el;
     json_array_foreach(list, i, el)
     {
-        if (!find_inst(fx, jstr(el, "uuid"))) {
+        if (!find_inst(fx, it_json_str(el, "uuid"))) {
             ok = false;
-            add_why(why, size, "%s listed but never installed by the driver; ", jstr(el, "uuid"));
+            add_why(why, size, "%s listed but never installed by the driver; ",
+                    it_json_str(el, "uuid"));
         }
     }
 
@@ -961,7 +847,7 @@ static bool check_all(fx_t *fx, checked_t *c, char *why, size_t size)
     for (size_t k = 0; k < n_live; k++) {
         c->processes++;
         json_t *h = it_json_find(hosts, "id", live[k].host_id);
-        const char *hs = h ? jstr(h, "state") : "";
+        const char *hs = h ? it_json_str(h, "state") : "";
         json_t *pid = h ? json_object_get(h, "pid") : NULL;
         if (!h || (strcmp(hs, "ready") != 0 && strcmp(hs, "stopping") != 0) ||
             !json_is_integer(pid) || json_integer_value(pid) != live[k].pid) {
@@ -974,18 +860,18 @@ static bool check_all(fx_t *fx, checked_t *c, char *why, size_t size)
     json_t *h;
     json_array_foreach(hosts, i, h)
     {
-        if (strcmp(jstr(h, "state"), "ready") != 0)
+        if (strcmp(it_json_str(h, "state"), "ready") != 0)
             continue;
         c->hosts++;
         json_t *pid = json_object_get(h, "pid");
         bool found = false;
         for (size_t k = 0; k < n_live && !found; k++)
             found = json_is_integer(pid) && live[k].pid == json_integer_value(pid) &&
-                    strcmp(live[k].host_id, jstr(h, "id")) == 0;
+                    strcmp(live[k].host_id, it_json_str(h, "id")) == 0;
         if (!found) {
             ok = false;
             add_why(why, size, "host %s listed ready but pid %lld is not a live pluginhost; ",
-                    jstr(h, "id"),
+                    it_json_str(h, "id"),
                     json_is_integer(pid) ? (long long)json_integer_value(pid) : -1LL);
         }
     }
@@ -997,7 +883,7 @@ static bool check_all(fx_t *fx, checked_t *c, char *why, size_t size)
      * duplicate or a leak). */
     json_array_foreach(hosts, i, h)
     {
-        const char *hs = jstr(h, "state");
+        const char *hs = it_json_str(h, "state");
         if (strcmp(hs, "ready") != 0 && strcmp(hs, "stopping") != 0)
             continue;
         size_t j;
@@ -1005,12 +891,12 @@ static bool check_all(fx_t *fx, checked_t *c, char *why, size_t size)
         json_array_foreach(json_object_get(h, "instances"), j, u)
         {
             c->placements++;
-            const char *uuid = json_is_string(u) ? json_string_value(u) : jstr(u, "uuid");
+            const char *uuid = json_is_string(u) ? json_string_value(u) : it_json_str(u, "uuid");
             size_t k;
             json_t *h2;
             json_array_foreach(hosts, k, h2)
             {
-                const char *hs2 = jstr(h2, "state");
+                const char *hs2 = it_json_str(h2, "state");
                 if (k <= i || (strcmp(hs2, "ready") != 0 && strcmp(hs2, "stopping") != 0))
                     continue;
                 size_t m;
@@ -1018,12 +904,12 @@ static bool check_all(fx_t *fx, checked_t *c, char *why, size_t size)
                 json_array_foreach(json_object_get(h2, "instances"), m, u2)
                 {
                     const char *uuid2 =
-                        json_is_string(u2) ? json_string_value(u2) : jstr(u2, "uuid");
+                        json_is_string(u2) ? json_string_value(u2) : it_json_str(u2, "uuid");
                     if (*uuid && strcmp(uuid, uuid2) == 0) {
                         ok = false;
                         add_why(why, size, "instance %s on two live hosts %s (%s) and %s (%s); ",
-                                uuid, jstr(h, "id"), jstr(h, "mode"), jstr(h2, "id"),
-                                jstr(h2, "mode"));
+                                uuid, it_json_str(h, "id"), it_json_str(h, "mode"),
+                                it_json_str(h2, "id"), it_json_str(h2, "mode"));
                     }
                 }
             }
@@ -1036,16 +922,16 @@ static bool check_all(fx_t *fx, checked_t *c, char *why, size_t size)
             continue;
         c->placements++;
         json_t *hh = it_json_find(hosts, "id", json_string_value(hv));
-        if (!hh || strcmp(jstr(hh, "state"), "ready") != 0) {
+        if (!hh || strcmp(it_json_str(hh, "state"), "ready") != 0) {
             ok = false;
-            add_why(why, size, "instance %s is on host %s, which is %s; ", jstr(el, "uuid"),
-                    json_string_value(hv), hh ? jstr(hh, "state") : "not listed");
+            add_why(why, size, "instance %s is on host %s, which is %s; ", it_json_str(el, "uuid"),
+                    json_string_value(hv), hh ? it_json_str(hh, "state") : "not listed");
         }
     }
     json_array_foreach(hosts, i, h)
     {
-        if (strcmp(jstr(h, "state"), "ready") != 0 ||
-            strcmp(jstr(h, "mode"), "highPerformance") != 0)
+        if (strcmp(it_json_str(h, "state"), "ready") != 0 ||
+            strcmp(it_json_str(h, "mode"), "highPerformance") != 0)
             continue;
         c->hp_hosts++;
         unsigned n_on = 0;
@@ -1054,18 +940,18 @@ static bool check_all(fx_t *fx, checked_t *c, char *why, size_t size)
         json_array_foreach(list, j, in)
         {
             json_t *hv = json_object_get(in, "host");
-            n_on += json_is_string(hv) && strcmp(json_string_value(hv), jstr(h, "id")) == 0;
+            n_on += json_is_string(hv) && strcmp(json_string_value(hv), it_json_str(h, "id")) == 0;
         }
         if (n_on != 1) {
             ok = false;
             add_why(why, size, "ready highPerformance host %s carries %u instances; ",
-                    jstr(h, "id"), n_on);
+                    it_json_str(h, "id"), n_on);
         }
     }
     /* Listed as lost yet no process: reported, not an invariant. */
     json_array_foreach(hosts, i, h)
     {
-        c->lost += strcmp(jstr(h, "state"), "lost") == 0;
+        c->lost += strcmp(it_json_str(h, "state"), "lost") == 0;
     }
     json_decref(body);
     json_decref(ibody);

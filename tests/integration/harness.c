@@ -704,6 +704,20 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
     return 0;
 }
 
+int it_setup(void **state)
+{
+    *state = it_new();
+    return 0;
+}
+
+int it_teardown(void **state)
+{
+    it_env_t *env = *state;
+    it_destroy(&env);
+    *state = NULL;
+    return 0;
+}
+
 void it_destroy(it_env_t **envp)
 {
     if (!envp || !*envp)
@@ -787,36 +801,107 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-int it_http_get(const it_env_t *env, const char *path, json_t **body)
+void it_auth_header(const it_env_t *env, char *out, size_t size)
 {
-    if (body)
-        *body = NULL;
-    char url[256];
+    char tpath[IT_PATH_MAX + 32], tok[160] = "";
+    snprintf(tpath, sizeof tpath, "%s/platform-state/api-token", env->dir);
+    FILE *f = fopen(tpath, "r");
+    if (f) {
+        if (!fgets(tok, sizeof tok, f))
+            tok[0] = 0;
+        fclose(f);
+    }
+    tok[strcspn(tok, "\r\n")] = 0;
+    if (tok[0])
+        snprintf(out, size, "Authorization: Bearer %s", tok);
+    else
+        out[0] = 0;
+}
+
+/* Mutating routes need the platform's bearer token, which platformd
+ * created in its state dir. */
+static bool needs_token(const char *method)
+{
+    return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
+}
+
+/* The headers every request of the harness sends (NULL when none): the
+ * token for `method`, then, with a body, its Content-Type (may be NULL) and
+ * an empty Expect (no 100-continue round trip). */
+static struct curl_slist *request_headers(const it_env_t *env, const char *method, bool has_body,
+                                          const char *content_type)
+{
+    struct curl_slist *headers = NULL;
+    if (needs_token(method)) {
+        char auth[256];
+        it_auth_header(env, auth, sizeof auth);
+        if (auth[0]) {
+            headers = curl_slist_append(headers, auth);
+            assert_non_null(headers);
+        }
+    }
+    if (has_body) {
+        if (content_type) {
+            char ct[128];
+            snprintf(ct, sizeof ct, "Content-Type: %s", content_type);
+            headers = curl_slist_append(headers, ct);
+            assert_non_null(headers);
+        }
+        headers = curl_slist_append(headers, "Expect:");
+        assert_non_null(headers);
+    }
+    return headers;
+}
+
+/* Options every transfer of the harness sets. */
+static void common_opts(CURL *c, long timeout_ms, long connect_ms, buf_t *b)
+{
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*"); /* never through $http_proxy */
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+    curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
+}
+
+/* `method` <path> with `len` bytes of `body` (NULL: none). Returns the HTTP
+ * status or a negative errno; the response body into *b (caller frees
+ * b->data, also on error). */
+static int http_do(const it_env_t *env, const char *method, const char *path, const void *body,
+                   size_t len, const char *content_type, long timeout_ms, long connect_ms,
+                   buf_t *b)
+{
+    char url[1024];
     snprintf(url, sizeof url, "%s%s", env->http_base, path);
     CURL *c = curl_easy_init();
     assert_non_null(c);
-    buf_t b = {0};
+    struct curl_slist *headers = request_headers(env, method, body != NULL, content_type);
     curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*"); /* never through $http_proxy */
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
-    curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len);
+    }
+    if (headers)
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    common_opts(c, timeout_ms, connect_ms, b);
     CURLcode rc = curl_easy_perform(c);
     long status = 0;
     if (rc == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_cleanup(c);
-    if (rc != CURLE_OK) {
-        free(b.data);
+    curl_slist_free_all(headers);
+    if (rc != CURLE_OK)
         return rc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED;
-    }
-    if (body && b.data)
-        *body = json_loadb(b.data, b.len, 0, NULL);
-    free(b.data);
     return (int)status;
+}
+
+int it_http_get(const it_env_t *env, const char *path, json_t **body)
+{
+    return it_http_request(env, "GET", path, NULL, body);
 }
 
 int it_http_request(const it_env_t *env, const char *method, const char *path, json_t *body,
@@ -824,73 +909,109 @@ int it_http_request(const it_env_t *env, const char *method, const char *path, j
 {
     if (resp)
         *resp = NULL;
-    char url[256];
-    snprintf(url, sizeof url, "%s%s", env->http_base, path);
     char *text = NULL;
     if (body) {
         text = json_dumps(body, JSON_COMPACT);
         assert_non_null(text);
     }
-    CURL *c = curl_easy_init();
-    assert_non_null(c);
-    struct curl_slist *headers = NULL;
     buf_t b = {0};
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (strcmp(method, "HEAD") == 0)
-        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-    /* Mutating routes need the platform's bearer token, which platformd
-     * created in its state dir. */
-    char auth[256] = "";
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-        char tpath[IT_PATH_MAX + 32];
-        snprintf(tpath, sizeof tpath, "%s/platform-state/api-token", env->dir);
-        FILE *f = fopen(tpath, "r");
-        char tok[160] = "";
-        if (f) {
-            if (!fgets(tok, sizeof tok, f))
-                tok[0] = 0;
-            fclose(f);
-        }
-        tok[strcspn(tok, "\r\n")] = 0;
-        if (tok[0]) {
-            snprintf(auth, sizeof auth, "Authorization: Bearer %s", tok);
-            headers = curl_slist_append(headers, auth);
-        }
-    }
-    if (text) {
-        headers = curl_slist_append(headers, "Content-Type: application/json");
-        assert_non_null(headers);
-        headers = curl_slist_append(headers, "Expect:"); /* no 100-continue round trip */
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(text));
-    }
-    if (headers)
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*"); /* never through $http_proxy */
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     /* Lifecycle actions answer when done (a host start, a hook): allow
      * them the platform's own timeouts. */
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, strcmp(method, "GET") == 0 ? 3000L : 60000L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
-    curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    CURLcode rc = curl_easy_perform(c);
-    long status = 0;
-    if (rc == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    curl_slist_free_all(headers);
+    int st = http_do(env, method, path, text, text ? strlen(text) : 0, "application/json",
+                     strcmp(method, "GET") == 0 ? 3000L : 60000L, 1000L, &b);
     free(text);
-    if (rc != CURLE_OK) {
-        free(b.data);
-        return rc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED;
-    }
-    if (resp && b.data)
+    if (st >= 0 && resp && b.data)
         *resp = json_loadb(b.data, b.len, 0, NULL);
     free(b.data);
-    return (int)status;
+    return st;
+}
+
+int it_http_raw(const it_env_t *env, const char *method, const char *path, const void *body,
+                size_t len, const char *content_type, char **resp_body, size_t *resp_len)
+{
+    buf_t b = {0};
+    int st = http_do(env, method, path, body, len, content_type, 60000L, 2000L, &b);
+    if (resp_len)
+        *resp_len = b.len;
+    if (resp_body) {
+        *resp_body = b.data ? b.data : strdup("");
+        assert_non_null(*resp_body);
+    } else {
+        free(b.data);
+    }
+    return st;
+}
+
+struct it_http_bg {
+    CURLM *multi;
+    CURL *easy;
+    struct curl_slist *headers;
+    buf_t b;
+    bool done;
+    long status;
+    CURLcode rc;
+};
+
+it_http_bg_t *it_http_bg_start(const it_env_t *env, const char *path, const char *json_text,
+                               long timeout_ms)
+{
+    it_http_bg_t *bg = calloc(1, sizeof *bg);
+    assert_non_null(bg);
+    char url[1024];
+    snprintf(url, sizeof url, "%s%s", env->http_base, path);
+    bg->headers = request_headers(env, "POST", true, "application/json");
+    bg->easy = curl_easy_init();
+    bg->multi = curl_multi_init();
+    assert_non_null(bg->easy);
+    assert_non_null(bg->multi);
+    curl_easy_setopt(bg->easy, CURLOPT_URL, url);
+    curl_easy_setopt(bg->easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(bg->easy, CURLOPT_COPYPOSTFIELDS, json_text);
+    curl_easy_setopt(bg->easy, CURLOPT_HTTPHEADER, bg->headers);
+    common_opts(bg->easy, timeout_ms, 2000L, &bg->b);
+    curl_multi_add_handle(bg->multi, bg->easy);
+    return bg;
+}
+
+bool it_http_bg_poll(it_http_bg_t *bg, int wait_ms)
+{
+    if (bg->done)
+        return true;
+    int running = 0;
+    curl_multi_perform(bg->multi, &running);
+    if (running)
+        curl_multi_poll(bg->multi, NULL, 0, wait_ms, NULL);
+    curl_multi_perform(bg->multi, &running);
+    int left = 0;
+    CURLMsg *msg;
+    while ((msg = curl_multi_info_read(bg->multi, &left)) != NULL)
+        if (msg->msg == CURLMSG_DONE) {
+            bg->done = true;
+            bg->rc = msg->data.result;
+            if (bg->rc == CURLE_OK)
+                curl_easy_getinfo(bg->easy, CURLINFO_RESPONSE_CODE, &bg->status);
+        }
+    return bg->done;
+}
+
+int it_http_bg_finish(it_http_bg_t **bgp, json_t **resp)
+{
+    it_http_bg_t *bg = *bgp;
+    *bgp = NULL;
+    while (!it_http_bg_poll(bg, 50))
+        ; /* bounded by CURLOPT_TIMEOUT_MS */
+    if (resp)
+        *resp = bg->b.data ? json_loadb(bg->b.data, bg->b.len, 0, NULL) : NULL;
+    curl_multi_remove_handle(bg->multi, bg->easy);
+    curl_easy_cleanup(bg->easy);
+    curl_multi_cleanup(bg->multi);
+    curl_slist_free_all(bg->headers);
+    free(bg->b.data);
+    int st = bg->rc == CURLE_OK                   ? (int)bg->status
+             : bg->rc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT
+                                                  : -ECONNRESET;
+    free(bg);
+    return st;
 }
 
 int it_http_post(const it_env_t *env, const char *path, json_t *body, json_t **resp)
@@ -1018,6 +1139,18 @@ json_t *it_json_path(json_t *root, const char *dotted)
     for (char *k = strtok_r(buf, ".", &save); k && cur; k = strtok_r(NULL, ".", &save))
         cur = json_object_get(cur, k);
     return cur;
+}
+
+const char *it_json_str(json_t *root, const char *dotted)
+{
+    json_t *v = it_json_path(root, dotted);
+    return json_is_string(v) ? json_string_value(v) : "";
+}
+
+int64_t it_json_int(json_t *root, const char *dotted, int64_t def)
+{
+    json_t *v = it_json_path(root, dotted);
+    return json_is_integer(v) ? json_integer_value(v) : def;
 }
 
 int64_t it_status_int(it_env_t *env, const char *dotted)

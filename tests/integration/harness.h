@@ -52,6 +52,10 @@ typedef bool (*it_json_pred)(json_t *body, void *arg);
 
 /* ---- environment ---------------------------------------------------- */
 
+/* cmocka setup/teardown: *state = it_new() / it_destroy(*state). */
+int it_setup(void **state);
+int it_teardown(void **state);
+
 /* Temp dir (mkdtemp under $TMPDIR or /tmp), three distinct free ports (bus,
  * HTTP, spare), a baseline fd count. Fails the test on error. */
 it_env_t *it_new(void);
@@ -181,6 +185,33 @@ int it_http_request(const it_env_t *env, const char *method, const char *path, j
 int it_http_post(const it_env_t *env, const char *path, json_t *body, json_t **resp);
 int it_http_delete(const it_env_t *env, const char *path, json_t **resp);
 
+/* Raw body in, raw body out: `method` http://127.0.0.1:<http port><path>
+ * with `len` bytes of `body` (NULL: no request body) and, when not NULL,
+ * "Content-Type: <content_type>". Sends the platform's bearer token
+ * (<dir>/platform-state/api-token) unless the method is GET or HEAD; 60 s
+ * for the answer. Returns the HTTP status (> 0) or a negative errno as
+ * it_http_get does. *resp_body (may be NULL) always gets the response body
+ * (malloc'd, NUL-terminated, "" when none; caller frees), *resp_len (may be
+ * NULL) its length. */
+int it_http_raw(const it_env_t *env, const char *method, const char *path, const void *body,
+                size_t len, const char *content_type, char **resp_body, size_t *resp_len);
+
+/* "Authorization: Bearer <token>" into out, "" when platformd wrote no
+ * token (yet). */
+void it_auth_header(const it_env_t *env, char *out, size_t size);
+
+/* A POST of a JSON text running in the background (curl multi), for tests
+ * that act while a request is in flight. `timeout_ms` bounds the request. */
+typedef struct it_http_bg it_http_bg_t;
+it_http_bg_t *it_http_bg_start(const it_env_t *env, const char *path, const char *json_text,
+                               long timeout_ms);
+/* Let the transfer progress for up to wait_ms; true once it is done. */
+bool it_http_bg_poll(it_http_bg_t *bg, int wait_ms);
+/* Wait for the end (bounded by the request's timeout) and free it; returns
+ * the HTTP status, -ETIMEDOUT or -ECONNRESET without an answer; *resp (may
+ * be NULL) the parsed JSON body (owned by the caller). Sets *bg = NULL. */
+int it_http_bg_finish(it_http_bg_t **bg, json_t **resp);
+
 /* Poll GET /healthz every 20 ms until it answers 200 {"status":"ok"}, or
  * fail after timeout_ms. Returns the elapsed ms. Also fails at once when
  * one of the env's processes exited meanwhile. */
@@ -200,6 +231,10 @@ int64_t it_status_int(it_env_t *env, const char *dotted);
 
 /* Integer/string/object at a dotted path of `root`; NULL when absent. */
 json_t *it_json_path(json_t *root, const char *dotted);
+/* The string at a dotted path of `root`; "" when absent or not a string. */
+const char *it_json_str(json_t *root, const char *dotted);
+/* The integer at a dotted path of `root`; `def` when absent or not one. */
+int64_t it_json_int(json_t *root, const char *dotted, int64_t def);
 
 /* ---- waiting on the API: common predicates -------------------------- */
 

@@ -29,7 +29,6 @@
  * the Python twins of the others in tests/integration/pyplugins/. The test
  * functions are the same; only the packages (and a dev host's binary)
  * differ, so both runtimes must behave identically through the API. */
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -64,32 +63,7 @@
 #define BATCH_DEFAULT_N 1000
 #define BATCH_DEADLINE_MS 300000
 
-static int setup(void **state)
-{
-    *state = it_new();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    it_env_t *env = *state;
-    it_destroy(&env);
-    return 0;
-}
-
 /* ---- small JSON helpers ------------------------------------------------ */
-
-static int64_t jint(json_t *obj, const char *dotted, int64_t def)
-{
-    json_t *v = it_json_path(obj, dotted);
-    return json_is_integer(v) ? json_integer_value(v) : def;
-}
-
-static const char *jstr(json_t *obj, const char *dotted)
-{
-    json_t *v = it_json_path(obj, dotted);
-    return json_is_string(v) ? json_string_value(v) : "";
-}
 
 static bool jnull(json_t *obj, const char *dotted)
 {
@@ -278,12 +252,12 @@ static void register_package(it_env_t *env, const char *path, const char *id, co
     if (st != 201)
         show("POST /api/v1/packages", st, body);
     IT_CHECK(env, st == 201, "register %s: 201 (got %d)", path, st);
-    IT_CHECK(env, strcmp(jstr(body, "package.id"), id) == 0, "package id %s (got %s)", id,
-             jstr(body, "package.id"));
-    IT_CHECK(env, strcmp(jstr(body, "package.version"), version) == 0,
-             "package version %s (got %s)", version, jstr(body, "package.version"));
-    IT_CHECK(env, strcmp(jstr(body, "package.host_mode"), mode) == 0,
-             "package host_mode %s (got %s)", mode, jstr(body, "package.host_mode"));
+    IT_CHECK(env, strcmp(it_json_str(body, "package.id"), id) == 0, "package id %s (got %s)", id,
+             it_json_str(body, "package.id"));
+    IT_CHECK(env, strcmp(it_json_str(body, "package.version"), version) == 0,
+             "package version %s (got %s)", version, it_json_str(body, "package.version"));
+    IT_CHECK(env, strcmp(it_json_str(body, "package.host_mode"), mode) == 0,
+             "package host_mode %s (got %s)", mode, it_json_str(body, "package.host_mode"));
     json_decref(body);
 }
 
@@ -325,21 +299,22 @@ static json_t *install(it_env_t *env, const char *plugin, const char *version, c
     IT_CHECK(env, st == 201, "install %s %s in %s: 201 (got %d)", plugin, version, org, st);
     json_t *inst = json_object_get(body, "instance");
     IT_CHECK(env, json_is_object(inst), "201 holds the instance");
-    const char *u = jstr(inst, "uuid");
+    const char *u = it_json_str(inst, "uuid");
     IT_CHECK(env, plat_uuid_valid(u), "instance uuid %s is a uuid", u);
     snprintf(uuid, 64, "%s", u);
     IT_CHECK(env,
-             strcmp(jstr(inst, "plugin"), plugin) == 0 &&
-                 strcmp(jstr(inst, "version"), version) == 0 && strcmp(jstr(inst, "org"), org) == 0,
+             strcmp(it_json_str(inst, "plugin"), plugin) == 0 &&
+                 strcmp(it_json_str(inst, "version"), version) == 0 &&
+                 strcmp(it_json_str(inst, "org"), org) == 0,
              "plugin/version/org echoed");
-    IT_CHECK(env, strcmp(jstr(inst, "state"), "installed") == 0, "state installed (got %s)",
-             jstr(inst, "state"));
-    IT_CHECK(env, strcmp(jstr(inst, "desired_state"), "installed") == 0,
-             "desired_state installed (got %s)", jstr(inst, "desired_state"));
+    IT_CHECK(env, strcmp(it_json_str(inst, "state"), "installed") == 0, "state installed (got %s)",
+             it_json_str(inst, "state"));
+    IT_CHECK(env, strcmp(it_json_str(inst, "desired_state"), "installed") == 0,
+             "desired_state installed (got %s)", it_json_str(inst, "desired_state"));
     IT_CHECK(env, json_is_false(json_object_get(inst, "busy")), "not busy once answered");
     if (greeting)
-        IT_CHECK(env, strcmp(jstr(inst, "config.greeting_name"), greeting) == 0,
-                 "config echoed (%s)", jstr(inst, "config.greeting_name"));
+        IT_CHECK(env, strcmp(it_json_str(inst, "config.greeting_name"), greeting) == 0,
+                 "config echoed (%s)", it_json_str(inst, "config.greeting_name"));
     json_incref(inst);
     json_decref(body);
     json_decref(config);
@@ -368,11 +343,11 @@ static json_t *act_ok(it_env_t *env, const char *uuid, const char *action, const
     IT_CHECK(env, st == 200, "%s %s: 200 (got %d)", action, uuid, st);
     json_t *inst = json_object_get(body, "instance");
     IT_CHECK(env, json_is_object(inst), "%s answers the instance", action);
-    IT_CHECK(env, strcmp(jstr(inst, "uuid"), uuid) == 0, "%s: same uuid", action);
-    IT_CHECK(env, strcmp(jstr(inst, "state"), state) == 0, "%s: state %s (got %s)", action, state,
-             jstr(inst, "state"));
-    IT_CHECK(env, strcmp(jstr(inst, "desired_state"), state) == 0, "%s: desired_state %s (got %s)",
-             action, state, jstr(inst, "desired_state"));
+    IT_CHECK(env, strcmp(it_json_str(inst, "uuid"), uuid) == 0, "%s: same uuid", action);
+    IT_CHECK(env, strcmp(it_json_str(inst, "state"), state) == 0, "%s: state %s (got %s)", action,
+             state, it_json_str(inst, "state"));
+    IT_CHECK(env, strcmp(it_json_str(inst, "desired_state"), state) == 0,
+             "%s: desired_state %s (got %s)", action, state, it_json_str(inst, "desired_state"));
     IT_CHECK(env, json_is_false(json_object_get(inst, "busy")), "%s: not busy once answered",
              action);
     json_incref(inst);
@@ -397,7 +372,7 @@ static json_t *get_instance(it_env_t *env, const char *uuid)
 static const char *instance_state(it_env_t *env, const char *uuid, char *buf, size_t size)
 {
     json_t *inst = get_instance(env, uuid);
-    snprintf(buf, size, "%s", jstr(inst, "state"));
+    snprintf(buf, size, "%s", it_json_str(inst, "state"));
     json_decref(inst);
     return buf;
 }
@@ -406,7 +381,7 @@ static const char *instance_state(it_env_t *env, const char *uuid, char *buf, si
 static void instance_host(it_env_t *env, const char *uuid, char out[64])
 {
     json_t *inst = get_instance(env, uuid);
-    snprintf(out, 64, "%s", jstr(inst, "host"));
+    snprintf(out, 64, "%s", it_json_str(inst, "host"));
     json_decref(inst);
 }
 
@@ -432,9 +407,9 @@ static bool pred_instance(json_t *body, void *arg)
 {
     const inst_match_t *m = arg;
     json_t *inst = json_object_get(body, "instance");
-    if (strcmp(jstr(inst, "state"), m->state) != 0)
+    if (strcmp(it_json_str(inst, "state"), m->state) != 0)
         return false;
-    if (m->desired && strcmp(jstr(inst, "desired_state"), m->desired) != 0)
+    if (m->desired && strcmp(it_json_str(inst, "desired_state"), m->desired) != 0)
         return false;
     if (m->need_host && !json_is_string(json_object_get(inst, "host")))
         return false;
@@ -453,82 +428,18 @@ static void wait_instance(it_env_t *env, const char *uuid, const char *state, co
 
 /* ---- invoke (raw body in, raw body out) ------------------------------------ */
 
-typedef struct {
-    char *data;
-    size_t len;
-} buf_t;
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
-{
-    buf_t *b = arg;
-    size_t n = size * nmemb;
-    char *nd = realloc(b->data, b->len + n + 1);
-    if (!nd)
-        return 0;
-    memcpy(nd + b->len, ptr, n);
-    b->data = nd;
-    b->len += n;
-    b->data[b->len] = 0;
-    return n;
-}
-
-/* "Authorization: Bearer <token>" into out, "" when there is no token. */
-static void auth_header(it_env_t *env, char *out, size_t size)
-{
-    char path[IT_PATH_MAX + 32], tok[160] = "";
-    snprintf(path, sizeof path, "%s/platform-state/api-token", it_dir(env));
-    FILE *f = fopen(path, "r");
-    if (f) {
-        if (!fgets(tok, sizeof tok, f))
-            tok[0] = 0;
-        fclose(f);
-    }
-    tok[strcspn(tok, "\r\n")] = 0;
-    if (tok[0])
-        snprintf(out, size, "Authorization: Bearer %s", tok);
-    else
-        out[0] = 0;
-}
-
 /* POST /api/v1/instances/<uuid>/invoke?path=<p> with a text body; returns
  * the HTTP status (negative errno without a response), the body into out. */
 static int invoke(it_env_t *env, const char *uuid, const char *p, char *out, size_t size)
 {
-    char url[256], auth[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v1/instances/%s/invoke?path=%s",
-             it_http_port(env), uuid, p);
-    auth_header(env, auth, sizeof auth);
-    CURL *c = curl_easy_init();
-    assert_non_null(c);
-    struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: text/plain");
-    headers = curl_slist_append(headers, "Expect:");
-    if (auth[0])
-        headers = curl_slist_append(headers, auth);
-    buf_t b = {0};
     static const char payload[] = "ping";
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)(sizeof payload - 1));
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 60000L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
-    curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    CURLcode rc = curl_easy_perform(c);
-    long status = 0;
-    if (rc == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    curl_slist_free_all(headers);
-    snprintf(out, size, "%s", b.data ? b.data : "");
-    free(b.data);
-    if (rc != CURLE_OK)
-        return rc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED;
-    return (int)status;
+    char path[256], *body = NULL;
+    snprintf(path, sizeof path, "/api/v1/instances/%s/invoke?path=%s", uuid, p);
+    int st = it_http_raw(env, "POST", path, payload, sizeof payload - 1, "text/plain", &body,
+                         NULL);
+    snprintf(out, size, "%s", body);
+    free(body);
+    return st;
 }
 
 /* An invoke that must answer 200 with exactly `want`. */
@@ -542,81 +453,15 @@ static void invoke_expect(it_env_t *env, const char *uuid, const char *want)
 
 /* ---- an action in the background (curl multi) ------------------------------ */
 
-typedef struct {
-    CURLM *multi;
-    CURL *easy;
-    struct curl_slist *headers;
-    buf_t b;
-    bool done;
-    long status;
-    CURLcode rc;
-} bg_post_t;
-
-static void bg_post_start(it_env_t *env, bg_post_t *bg, const char *path)
-{
-    memset(bg, 0, sizeof *bg);
-    char url[256], auth[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", it_http_port(env), path);
-    auth_header(env, auth, sizeof auth);
-    bg->headers = curl_slist_append(NULL, "Content-Type: application/json");
-    bg->headers = curl_slist_append(bg->headers, "Expect:");
-    if (auth[0])
-        bg->headers = curl_slist_append(bg->headers, auth);
-    bg->easy = curl_easy_init();
-    bg->multi = curl_multi_init();
-    assert_non_null(bg->easy);
-    assert_non_null(bg->multi);
-    curl_easy_setopt(bg->easy, CURLOPT_URL, url);
-    curl_easy_setopt(bg->easy, CURLOPT_POST, 1L);
-    curl_easy_setopt(bg->easy, CURLOPT_COPYPOSTFIELDS, "{}");
-    curl_easy_setopt(bg->easy, CURLOPT_HTTPHEADER, bg->headers);
-    curl_easy_setopt(bg->easy, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(bg->easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(bg->easy, CURLOPT_TIMEOUT_MS, 60000L);
-    curl_easy_setopt(bg->easy, CURLOPT_FORBID_REUSE, 1L);
-    curl_easy_setopt(bg->easy, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(bg->easy, CURLOPT_WRITEDATA, &bg->b);
-    curl_multi_add_handle(bg->multi, bg->easy);
-}
-
-/* Let the transfer progress for up to wait_ms; true once it is done. */
-static bool bg_post_poll(bg_post_t *bg, int wait_ms)
-{
-    if (bg->done)
-        return true;
-    int running = 0;
-    curl_multi_perform(bg->multi, &running);
-    if (running)
-        curl_multi_poll(bg->multi, NULL, 0, wait_ms, NULL);
-    curl_multi_perform(bg->multi, &running);
-    int left = 0;
-    CURLMsg *msg;
-    while ((msg = curl_multi_info_read(bg->multi, &left)) != NULL)
-        if (msg->msg == CURLMSG_DONE) {
-            bg->done = true;
-            bg->rc = msg->data.result;
-            if (bg->rc == CURLE_OK)
-                curl_easy_getinfo(bg->easy, CURLINFO_RESPONSE_CODE, &bg->status);
-        }
-    return bg->done;
-}
-
-/* Wait for the end; returns the status, *resp the JSON body (owned). */
-static int bg_post_finish(it_env_t *env, bg_post_t *bg, int timeout_ms, json_t **resp)
+/* Wait for the end of a background POST (it_http_bg_start); returns the
+ * status, *resp the JSON body (owned). */
+static int bg_post_finish(it_env_t *env, it_http_bg_t **bg, int timeout_ms, json_t **resp)
 {
     uint64_t t0 = it_now_ms();
-    while (!bg_post_poll(bg, 50))
+    while (!it_http_bg_poll(*bg, 50))
         IT_CHECK(env, it_now_ms() - t0 < (uint64_t)timeout_ms,
                  "background request still running after %d ms", timeout_ms);
-    *resp = bg->b.data ? json_loadb(bg->b.data, bg->b.len, 0, NULL) : NULL;
-    curl_multi_remove_handle(bg->multi, bg->easy);
-    curl_easy_cleanup(bg->easy);
-    curl_multi_cleanup(bg->multi);
-    curl_slist_free_all(bg->headers);
-    free(bg->b.data);
-    int st = bg->rc == CURLE_OK ? (int)bg->status : -EIO;
-    memset(bg, 0, sizeof *bg);
-    return st;
+    return it_http_bg_finish(bg, resp);
 }
 
 /* ---- hosts --------------------------------------------------------------- */
@@ -648,7 +493,7 @@ static size_t new_hosts(it_env_t *env, seen_t *s, char (*out)[64], size_t max)
     json_t *h;
     json_array_foreach(hosts, i, h)
     {
-        const char *id = jstr(h, "id");
+        const char *id = it_json_str(h, "id");
         if (!*id || seen_has(s, id))
             continue;
         IT_CHECK(env, s->n < MAX_SEEN, "too many hosts for this test");
@@ -694,20 +539,21 @@ static json_t *get_host(it_env_t *env, const char *id)
 static void wait_host_killed(it_env_t *env, const char *id)
 {
     json_t *h = it_wait_host_state(env, id, "exited", ACTION_DEADLINE_MS, NULL);
-    IT_CHECK(env, jint(h, "exit.status", -1) == 0 && jint(h, "exit.signal", -1) == 0,
+    IT_CHECK(env, it_json_int(h, "exit.status", -1) == 0 && it_json_int(h, "exit.signal", -1) == 0,
              "host %s exited 0 on SIGTERM (status %lld signal %lld)", id,
-             (long long)jint(h, "exit.status", -1), (long long)jint(h, "exit.signal", -1));
+             (long long)it_json_int(h, "exit.status", -1),
+             (long long)it_json_int(h, "exit.signal", -1));
     json_decref(h);
 }
 
 static void check_host_ready(it_env_t *env, const char *id, const char *mode)
 {
     json_t *h = get_host(env, id);
-    IT_CHECK(env, strcmp(jstr(h, "state"), "ready") == 0, "host %s ready (is %s)", id,
-             jstr(h, "state"));
-    IT_CHECK(env, strcmp(jstr(h, "mode"), mode) == 0, "host %s mode %s (is %s)", id, mode,
-             jstr(h, "mode"));
-    IT_CHECK(env, jint(h, "pid", 0) > 0, "host %s has a pid", id);
+    IT_CHECK(env, strcmp(it_json_str(h, "state"), "ready") == 0, "host %s ready (is %s)", id,
+             it_json_str(h, "state"));
+    IT_CHECK(env, strcmp(it_json_str(h, "mode"), mode) == 0, "host %s mode %s (is %s)", id, mode,
+             it_json_str(h, "mode"));
+    IT_CHECK(env, it_json_int(h, "pid", 0) > 0, "host %s has a pid", id);
     json_decref(h);
 }
 
@@ -724,14 +570,14 @@ static void test_high_performance_lifecycle(void **state)
     register_example(env, "hello", "hello", "1.0.0", "highPerformance");
     json_t *pk = it_get_json(env, "/api/v1/packages");
     json_t *p = it_json_find(json_object_get(pk, "packages"), "id", pkg("hello"));
-    IT_CHECK(env, p && strcmp(jstr(p, "version"), "1.0.0") == 0, "GET packages lists hello");
+    IT_CHECK(env, p && strcmp(it_json_str(p, "version"), "1.0.0") == 0, "GET packages lists hello");
     json_decref(pk);
 
     /* install: on a new host, killed afterwards. */
     char uuid[64];
     json_t *inst = install(env, pkg("hello"), "1.0.0", "acme", "Ada", uuid);
-    IT_CHECK(env, strcmp(jstr(inst, "host_mode"), "highPerformance") == 0, "host_mode (got %s)",
-             jstr(inst, "host_mode"));
+    IT_CHECK(env, strcmp(it_json_str(inst, "host_mode"), "highPerformance") == 0,
+             "host_mode (got %s)", it_json_str(inst, "host_mode"));
     IT_CHECK(env, jnull(inst, "previous_version"), "no previous_version yet");
     json_decref(inst);
     one_new_host(env, &seen, h_install, "install");
@@ -742,8 +588,9 @@ static void test_high_performance_lifecycle(void **state)
     /* enable (no request body at all): a new host, kept. */
     json_t *body = NULL;
     int st = act(env, uuid, "enable", NULL, &body);
-    IT_CHECK(env, st == 200 && strcmp(jstr(body, "instance.state"), "enabled") == 0,
-             "enable without a body: 200 enabled (got %d %s)", st, jstr(body, "instance.state"));
+    IT_CHECK(env, st == 200 && strcmp(it_json_str(body, "instance.state"), "enabled") == 0,
+             "enable without a body: 200 enabled (got %d %s)", st,
+             it_json_str(body, "instance.state"));
     json_decref(body);
     one_new_host(env, &seen, h_enable, "enable");
     IT_CHECK(env, strcmp(h_enable, h_install) != 0, "enable got a host of its own");
@@ -753,8 +600,8 @@ static void test_high_performance_lifecycle(void **state)
 
     /* start: reuses the instance's host. */
     inst = act_ok(env, uuid, "start", "running");
-    IT_CHECK(env, strcmp(jstr(inst, "host"), h_enable) == 0,
-             "start reused host %s (instance on %s)", h_enable, jstr(inst, "host"));
+    IT_CHECK(env, strcmp(it_json_str(inst, "host"), h_enable) == 0,
+             "start reused host %s (instance on %s)", h_enable, it_json_str(inst, "host"));
     json_decref(inst);
     no_new_host(env, &seen, "start");
     check_host_ready(env, h_enable, "highPerformance");
@@ -774,8 +621,8 @@ static void test_high_performance_lifecycle(void **state)
     /* start again: its old host is gone, so a new one, kept. */
     inst = act_ok(env, uuid, "start", "running");
     one_new_host(env, &seen, h_start2, "second start");
-    IT_CHECK(env, strcmp(jstr(inst, "host"), h_start2) == 0, "running on the new host %s (%s)",
-             h_start2, jstr(inst, "host"));
+    IT_CHECK(env, strcmp(it_json_str(inst, "host"), h_start2) == 0,
+             "running on the new host %s (%s)", h_start2, it_json_str(inst, "host"));
     json_decref(inst);
     check_host_ready(env, h_start2, "highPerformance");
     invoke_expect(env, uuid, "hello, Ada");
@@ -824,8 +671,8 @@ static void ps_instance_up(it_env_t *env, const char *plugin, const char *name, 
     json_decref(install(env, plugin, "1.0.0", "ps-org", name, uuid));
     json_decref(act_ok(env, uuid, "enable", "enabled"));
     json_t *inst = act_ok(env, uuid, "start", "running");
-    IT_CHECK(env, strcmp(jstr(inst, "host_mode"), "powerSave") == 0, "host_mode powerSave");
-    snprintf(host, 64, "%s", jstr(inst, "host"));
+    IT_CHECK(env, strcmp(it_json_str(inst, "host_mode"), "powerSave") == 0, "host_mode powerSave");
+    snprintf(host, 64, "%s", it_json_str(inst, "host"));
     IT_CHECK(env, host[0], "a running powerSave instance is on a host");
     json_decref(inst);
     check_host_ready(env, host, "powerSave");
@@ -837,7 +684,7 @@ static void stop_all_and_wait_idle(it_env_t *env, char (*uuids)[64], size_t n, c
     for (size_t i = 0; i < n; i++) {
         json_t *inst = act_ok(env, uuids[i], "stop", "stopped");
         IT_CHECK(env, jnull(inst, "host"), "a stopped powerSave instance leaves its host (%s)",
-                 jstr(inst, "host"));
+                 it_json_str(inst, "host"));
         json_decref(inst);
     }
     /* Nobody deletes them: idle_ms does. */
@@ -921,13 +768,13 @@ static void test_dev_mode(void **state)
     if (st != 503)
         show("install without a dev host", st, body);
     IT_CHECK(env, st == 503, "install without a dev host: 503 (got %d)", st);
-    IT_CHECK(env, strcmp(jstr(body, "error.code"), "no_dev_host") == 0,
-             "error no_dev_host (got %s)", jstr(body, "error.code"));
+    IT_CHECK(env, strcmp(it_json_str(body, "error.code"), "no_dev_host") == 0,
+             "error no_dev_host (got %s)", it_json_str(body, "error.code"));
     char lost[64];
-    snprintf(lost, sizeof lost, "%s", jstr(body, "instance.uuid"));
+    snprintf(lost, sizeof lost, "%s", it_json_str(body, "instance.uuid"));
     IT_CHECK(env, plat_uuid_valid(lost), "the 503 names the recorded instance");
-    IT_CHECK(env, strcmp(jstr(body, "instance.state"), "failed") == 0,
-             "the failed install leaves it failed (got %s)", jstr(body, "instance.state"));
+    IT_CHECK(env, strcmp(it_json_str(body, "instance.state"), "failed") == 0,
+             "the failed install leaves it failed (got %s)", it_json_str(body, "instance.state"));
     json_decref(body);
 
     /* A developer starts a host by hand. */
@@ -939,21 +786,21 @@ static void test_dev_mode(void **state)
                  "dev host listed ready");
     json_t *h = get_host(env, dev_id);
     IT_CHECK(env, json_is_true(json_object_get(h, "dev")), "the hand-started host is a dev host");
-    pid_t dev_pid = (pid_t)jint(h, "pid", 0);
+    pid_t dev_pid = (pid_t)it_json_int(h, "pid", 0);
     json_decref(h);
     IT_CHECK(env, dev_pid == dev->pid, "dev host pid %d is the process we started (%d)",
              (int)dev_pid, (int)dev->pid);
 
     char uuid[64];
     json_t *inst = install(env, "hello-dev", "1.0.0", "dev-org", "Dev", uuid);
-    IT_CHECK(env, strcmp(jstr(inst, "host"), dev_id) == 0, "install ran on the dev host (%s)",
-             jstr(inst, "host"));
-    IT_CHECK(env, strcmp(jstr(inst, "host_mode"), "dev") == 0, "host_mode dev");
+    IT_CHECK(env, strcmp(it_json_str(inst, "host"), dev_id) == 0,
+             "install ran on the dev host (%s)", it_json_str(inst, "host"));
+    IT_CHECK(env, strcmp(it_json_str(inst, "host_mode"), "dev") == 0, "host_mode dev");
     json_decref(inst);
     json_decref(act_ok(env, uuid, "enable", "enabled"));
     inst = act_ok(env, uuid, "start", "running");
-    IT_CHECK(env, strcmp(jstr(inst, "host"), dev_id) == 0, "start attached to the dev host (%s)",
-             jstr(inst, "host"));
+    IT_CHECK(env, strcmp(it_json_str(inst, "host"), dev_id) == 0,
+             "start attached to the dev host (%s)", it_json_str(inst, "host"));
     json_decref(inst);
     invoke_expect(env, uuid, "hello, Dev");
     json_decref(act_ok(env, uuid, "stop", "stopped"));
@@ -974,8 +821,8 @@ static void test_dev_mode(void **state)
 
     IT_CHECK(env, it_alive(dev), "the dev host outlives every action");
     h = get_host(env, dev_id);
-    IT_CHECK(env, strcmp(jstr(h, "state"), "ready") == 0, "dev host still ready (%s)",
-             jstr(h, "state"));
+    IT_CHECK(env, strcmp(it_json_str(h, "state"), "ready") == 0, "dev host still ready (%s)",
+             it_json_str(h, "state"));
     json_decref(h);
     IT_CHECK(env, kill(dev_pid, 0) == 0, "dev host pid %d alive", (int)dev_pid);
     body = it_get_json(env, "/api/v1/hosts");
@@ -1002,20 +849,23 @@ static void refused(it_env_t *env, seen_t *seen, const char *uuid, const char *a
     if (st != want_status)
         show(action, st, body);
     IT_CHECK(env, st == want_status, "%s from %s: %d (got %d)", action, before, want_status, st);
-    IT_CHECK(env, strcmp(jstr(body, "error.code"), want_code) == 0, "%s from %s: error %s (got %s)",
-             action, before, want_code, jstr(body, "error.code"));
-    IT_CHECK(env, *jstr(body, "error.message"), "%s from %s: a message says why", action, before);
+    IT_CHECK(env, strcmp(it_json_str(body, "error.code"), want_code) == 0,
+             "%s from %s: error %s (got %s)", action, before, want_code,
+             it_json_str(body, "error.code"));
+    IT_CHECK(env, *it_json_str(body, "error.message"), "%s from %s: a message says why", action,
+             before);
     json_decref(body);
     json_t *inst1 = get_instance(env, uuid);
     IT_CHECK(env, strcmp(instance_state(env, uuid, after, sizeof after), before) == 0,
              "%s refused: state still %s (is %s)", action, before, after);
-    IT_CHECK(env, strcmp(jstr(inst1, "desired_state"), jstr(inst0, "desired_state")) == 0,
+    IT_CHECK(env,
+             strcmp(it_json_str(inst1, "desired_state"), it_json_str(inst0, "desired_state")) == 0,
              "%s refused: desired_state unchanged", action);
-    IT_CHECK(env, strcmp(jstr(inst1, "version"), jstr(inst0, "version")) == 0,
+    IT_CHECK(env, strcmp(it_json_str(inst1, "version"), it_json_str(inst0, "version")) == 0,
              "%s refused: version unchanged", action);
-    IT_CHECK(env, strcmp(jstr(inst1, "host"), jstr(inst0, "host")) == 0,
+    IT_CHECK(env, strcmp(it_json_str(inst1, "host"), it_json_str(inst0, "host")) == 0,
              "%s refused: host unchanged", action);
-    IT_CHECK(env, jint(inst1, "updated_at", -1) == jint(inst0, "updated_at", -2),
+    IT_CHECK(env, it_json_int(inst1, "updated_at", -1) == it_json_int(inst0, "updated_at", -2),
              "%s refused: nothing written", action);
     json_decref(inst0);
     json_decref(inst1);
@@ -1147,18 +997,18 @@ static void test_crash_fails_instance_only(void **state)
     json_decref(install(env, pkg("crashy"), "1.0.0", "acme", NULL, crashy));
     json_decref(act_ok(env, crashy, "enable", "enabled"));
     json_t *inst = act_ok(env, crashy, "start", "running");
-    snprintf(crashy_host, sizeof crashy_host, "%s", jstr(inst, "host"));
+    snprintf(crashy_host, sizeof crashy_host, "%s", it_json_str(inst, "host"));
     json_decref(inst);
     json_decref(install(env, pkg("hello"), "1.0.0", "acme", "Ada", hello));
     json_decref(act_ok(env, hello, "enable", "enabled"));
     inst = act_ok(env, hello, "start", "running");
-    snprintf(hello_host, sizeof hello_host, "%s", jstr(inst, "host"));
+    snprintf(hello_host, sizeof hello_host, "%s", it_json_str(inst, "host"));
     json_decref(inst);
     IT_CHECK(env, crashy_host[0] && hello_host[0] && strcmp(crashy_host, hello_host) != 0,
              "each on a host of its own (%s, %s)", crashy_host, hello_host);
     invoke_expect(env, crashy, "ok");
     json_t *h = get_host(env, crashy_host);
-    pid_t crashy_pid = (pid_t)jint(h, "pid", 0);
+    pid_t crashy_pid = (pid_t)it_json_int(h, "pid", 0);
     json_decref(h);
 
     char out[512];
@@ -1167,15 +1017,16 @@ static void test_crash_fails_instance_only(void **state)
     IT_CHECK(env, st >= 500 && st <= 599, "invoke /crash fails 5xx (got %d: %s)", st, out);
 
     h = it_wait_host_state(env, crashy_host, "exited", ACTION_DEADLINE_MS, NULL);
-    IT_CHECK(env, jint(h, "exit.signal", -1) == SIGSEGV, "crashy's host died of signal 11 (%lld)",
-             (long long)jint(h, "exit.signal", -1));
+    IT_CHECK(env, it_json_int(h, "exit.signal", -1) == SIGSEGV,
+             "crashy's host died of signal 11 (%lld)",
+             (long long)it_json_int(h, "exit.signal", -1));
     json_decref(h);
     wait_instance(env, crashy, "failed", NULL, false, ACTION_DEADLINE_MS);
     inst = get_instance(env, crashy);
-    print_message("crashy instance last_error: %s\n", jstr(inst, "last_error"));
-    IT_CHECK(env, *jstr(inst, "last_error"), "the failed instance says why");
-    IT_CHECK(env, strstr(jstr(inst, "last_error"), crashy_host) != NULL,
-             "last_error names the host: %s", jstr(inst, "last_error"));
+    print_message("crashy instance last_error: %s\n", it_json_str(inst, "last_error"));
+    IT_CHECK(env, *it_json_str(inst, "last_error"), "the failed instance says why");
+    IT_CHECK(env, strstr(it_json_str(inst, "last_error"), crashy_host) != NULL,
+             "last_error names the host: %s", it_json_str(inst, "last_error"));
     IT_CHECK(env, jnull(inst, "host"), "the failed instance has no host");
     json_decref(inst);
     IT_CHECK(env, kill(crashy_pid, 0) != 0, "the crashed host pid %d is gone", (int)crashy_pid);
@@ -1195,8 +1046,8 @@ static void test_crash_fails_instance_only(void **state)
      * audit trail. */
     wait_instance(env, crashy, "running", NULL, false, ACTION_DEADLINE_MS + 8000);
     inst = get_instance(env, crashy);
-    IT_CHECK(env, jint(inst, "crash_count", -1) == 1, "crash_count 1 (%lld)",
-             (long long)jint(inst, "crash_count", -1));
+    IT_CHECK(env, it_json_int(inst, "crash_count", -1) == 1, "crash_count 1 (%lld)",
+             (long long)it_json_int(inst, "crash_count", -1));
     json_decref(inst);
     char path[128];
     snprintf(path, sizeof path, "/api/v1/instances/%s/actions", crashy);
@@ -1231,25 +1082,25 @@ static void test_start_timeout_kills_host(void **state)
     int st = post_install(env, pkg("slowstart"), "1.0.0", "acme", config, &body);
     json_decref(config);
     IT_CHECK(env, st == 201, "install slowstart: 201 (got %d)", st);
-    snprintf(uuid, sizeof uuid, "%s", jstr(body, "instance.uuid"));
+    snprintf(uuid, sizeof uuid, "%s", it_json_str(body, "instance.uuid"));
     json_decref(body);
     json_t *inst = act_ok(env, uuid, "enable", "enabled");
     char host[64];
-    snprintf(host, sizeof host, "%s", jstr(inst, "host"));
+    snprintf(host, sizeof host, "%s", it_json_str(inst, "host"));
     json_decref(inst);
     IT_CHECK(env, host[0], "enable left the instance on a host");
     json_t *h = get_host(env, host);
-    pid_t pid = (pid_t)jint(h, "pid", 0);
+    pid_t pid = (pid_t)it_json_int(h, "pid", 0);
     json_decref(h);
 
     /* Start in the background; while it runs the instance is busy. */
     char path[160];
     snprintf(path, sizeof path, "/api/v1/instances/%s/start", uuid);
-    bg_post_t bg;
+    it_http_bg_t *bg;
     uint64_t t0 = it_now_ms();
-    bg_post_start(env, &bg, path);
+    bg = it_http_bg_start(env, path, "{}", 60000L);
     bool busy = false;
-    while (!busy && !bg_post_poll(&bg, 20)) {
+    while (!busy && !it_http_bg_poll(bg, 20)) {
         inst = get_instance(env, uuid);
         busy = json_is_true(json_object_get(inst, "busy"));
         json_decref(inst);
@@ -1259,9 +1110,10 @@ static void test_start_timeout_kills_host(void **state)
     st = act(env, uuid, "disable", empty, &body);
     json_decref(empty);
     /* The start hook sleeps 20 s and times out after 1.5 s: still going. */
-    IT_CHECK(env, !bg_post_poll(&bg, 0), "the start is still in flight");
-    IT_CHECK(env, st == 409 && strcmp(jstr(body, "error.code"), "busy") == 0,
-             "an action on a busy instance: 409 busy (got %d %s)", st, jstr(body, "error.code"));
+    IT_CHECK(env, !it_http_bg_poll(bg, 0), "the start is still in flight");
+    IT_CHECK(env, st == 409 && strcmp(it_json_str(body, "error.code"), "busy") == 0,
+             "an action on a busy instance: 409 busy (got %d %s)", st,
+             it_json_str(body, "error.code"));
     json_decref(body);
 
     st = bg_post_finish(env, &bg, ACTION_DEADLINE_MS, &body);
@@ -1270,22 +1122,22 @@ static void test_start_timeout_kills_host(void **state)
         show("start slowstart", st, body);
     print_message("slow start answered %d after %llu ms\n", st, (unsigned long long)took);
     IT_CHECK(env, st == 504, "start overrunning 1500 ms: 504 (got %d)", st);
-    IT_CHECK(env, strcmp(jstr(body, "error.code"), "timeout") == 0, "error timeout (got %s)",
-             jstr(body, "error.code"));
+    IT_CHECK(env, strcmp(it_json_str(body, "error.code"), "timeout") == 0, "error timeout (got %s)",
+             it_json_str(body, "error.code"));
     IT_CHECK(env, took >= 1400 && took < 15000, "answered after the 1500 ms timeout (%llu ms)",
              (unsigned long long)took);
-    IT_CHECK(env, strcmp(jstr(body, "instance.state"), "failed") == 0,
-             "the 504 shows the instance failed (%s)", jstr(body, "instance.state"));
+    IT_CHECK(env, strcmp(it_json_str(body, "instance.state"), "failed") == 0,
+             "the 504 shows the instance failed (%s)", it_json_str(body, "instance.state"));
     json_decref(body);
 
     h = it_wait_host_state(env, host, "exited", ACTION_DEADLINE_MS, NULL);
     json_decref(h);
     IT_CHECK(env, kill(pid, 0) != 0, "the host pid %d is gone", (int)pid);
     inst = get_instance(env, uuid);
-    IT_CHECK(env, strcmp(jstr(inst, "state"), "failed") == 0, "instance failed (%s)",
-             jstr(inst, "state"));
-    IT_CHECK(env, strstr(jstr(inst, "last_error"), "1500") != NULL,
-             "last_error names the timeout: %s", jstr(inst, "last_error"));
+    IT_CHECK(env, strcmp(it_json_str(inst, "state"), "failed") == 0, "instance failed (%s)",
+             it_json_str(inst, "state"));
+    IT_CHECK(env, strstr(it_json_str(inst, "last_error"), "1500") != NULL,
+             "last_error names the timeout: %s", it_json_str(inst, "last_error"));
     IT_CHECK(env, jnull(inst, "host"), "no host any more");
     json_decref(inst);
     it_wait_healthy(env, IT_DEADLINE_MS);
@@ -1315,14 +1167,14 @@ static void test_upgrade_and_rollback(void **state)
     if (st != 200)
         show("upgrade to 2.0.0", st, body);
     IT_CHECK(env, st == 200, "upgrade to 2.0.0: 200 (got %d)", st);
-    IT_CHECK(env, strcmp(jstr(body, "instance.version"), "2.0.0") == 0, "now 2.0.0 (%s)",
-             jstr(body, "instance.version"));
-    IT_CHECK(env, strcmp(jstr(body, "instance.previous_version"), "1.0.0") == 0,
-             "previous_version 1.0.0 (%s)", jstr(body, "instance.previous_version"));
-    IT_CHECK(env, strcmp(jstr(body, "instance.state"), "running") == 0,
-             "running again after the upgrade (%s)", jstr(body, "instance.state"));
-    IT_CHECK(env, !*jstr(body, "instance.last_error"), "no error: %s",
-             jstr(body, "instance.last_error"));
+    IT_CHECK(env, strcmp(it_json_str(body, "instance.version"), "2.0.0") == 0, "now 2.0.0 (%s)",
+             it_json_str(body, "instance.version"));
+    IT_CHECK(env, strcmp(it_json_str(body, "instance.previous_version"), "1.0.0") == 0,
+             "previous_version 1.0.0 (%s)", it_json_str(body, "instance.previous_version"));
+    IT_CHECK(env, strcmp(it_json_str(body, "instance.state"), "running") == 0,
+             "running again after the upgrade (%s)", it_json_str(body, "instance.state"));
+    IT_CHECK(env, !*it_json_str(body, "instance.last_error"), "no error: %s",
+             it_json_str(body, "instance.last_error"));
     json_decref(body);
     invoke_expect(env, uuid, "hello v2, Ada");
 
@@ -1332,22 +1184,23 @@ static void test_upgrade_and_rollback(void **state)
     if (st != 500)
         show("upgrade to 2.1.0", st, body);
     IT_CHECK(env, st == 500, "upgrade to 2.1.0 (hook fails): 500 (got %d)", st);
-    IT_CHECK(env, strcmp(jstr(body, "error.code"), "action_failed") == 0,
-             "error action_failed (%s)", jstr(body, "error.code"));
-    IT_CHECK(env, strcmp(jstr(body, "instance.version"), "2.0.0") == 0, "rolled back to 2.0.0 (%s)",
-             jstr(body, "instance.version"));
-    IT_CHECK(env, strcmp(jstr(body, "instance.state"), "running") == 0,
-             "running again after the rollback (%s)", jstr(body, "instance.state"));
+    IT_CHECK(env, strcmp(it_json_str(body, "error.code"), "action_failed") == 0,
+             "error action_failed (%s)", it_json_str(body, "error.code"));
+    IT_CHECK(env, strcmp(it_json_str(body, "instance.version"), "2.0.0") == 0,
+             "rolled back to 2.0.0 (%s)", it_json_str(body, "instance.version"));
+    IT_CHECK(env, strcmp(it_json_str(body, "instance.state"), "running") == 0,
+             "running again after the rollback (%s)", it_json_str(body, "instance.state"));
     json_decref(body);
     json_t *inst = get_instance(env, uuid);
-    print_message("after the failed upgrade: last_error %s\n", jstr(inst, "last_error"));
-    IT_CHECK(env, strcmp(jstr(inst, "version"), "2.0.0") == 0, "GET: 2.0.0 (%s)",
-             jstr(inst, "version"));
-    IT_CHECK(env, strcmp(jstr(inst, "state"), "running") == 0, "GET: running (%s)",
-             jstr(inst, "state"));
-    IT_CHECK(env, strcmp(jstr(inst, "desired_state"), "running") == 0, "GET: desired running");
-    IT_CHECK(env, strstr(jstr(inst, "last_error"), "2.1.0") != NULL,
-             "last_error mentions 2.1.0: %s", jstr(inst, "last_error"));
+    print_message("after the failed upgrade: last_error %s\n", it_json_str(inst, "last_error"));
+    IT_CHECK(env, strcmp(it_json_str(inst, "version"), "2.0.0") == 0, "GET: 2.0.0 (%s)",
+             it_json_str(inst, "version"));
+    IT_CHECK(env, strcmp(it_json_str(inst, "state"), "running") == 0, "GET: running (%s)",
+             it_json_str(inst, "state"));
+    IT_CHECK(env, strcmp(it_json_str(inst, "desired_state"), "running") == 0,
+             "GET: desired running");
+    IT_CHECK(env, strstr(it_json_str(inst, "last_error"), "2.1.0") != NULL,
+             "last_error mentions 2.1.0: %s", it_json_str(inst, "last_error"));
     IT_CHECK(env, json_is_string(json_object_get(inst, "host")), "on a host");
     json_decref(inst);
     invoke_expect(env, uuid, "hello v2, Ada");
@@ -1377,23 +1230,28 @@ static void org_action(it_env_t *env, const char *org, const char *action, size_
     if (st != 200)
         show(path, st, body);
     IT_CHECK(env, st == 200, "%s: 200 (got %d)", path, st);
-    IT_CHECK(env, strcmp(jstr(body, "org"), org) == 0 && strcmp(jstr(body, "action"), action) == 0,
+    IT_CHECK(env,
+             strcmp(it_json_str(body, "org"), org) == 0 &&
+                 strcmp(it_json_str(body, "action"), action) == 0,
              "%s: org and action echoed", path);
-    IT_CHECK(env, jint(body, "total", -1) == (int64_t)n_expected, "%s: total %zu (got %lld)", path,
-             n_expected, (long long)jint(body, "total", -1));
-    IT_CHECK(env, jint(body, "ok", -1) == (int64_t)n_expected && jint(body, "failed", -1) == 0,
-             "%s: all ok (ok %lld failed %lld)", path, (long long)jint(body, "ok", -1),
-             (long long)jint(body, "failed", -1));
+    IT_CHECK(env, it_json_int(body, "total", -1) == (int64_t)n_expected, "%s: total %zu (got %lld)",
+             path, n_expected, (long long)it_json_int(body, "total", -1));
+    IT_CHECK(env,
+             it_json_int(body, "ok", -1) == (int64_t)n_expected &&
+                 it_json_int(body, "failed", -1) == 0,
+             "%s: all ok (ok %lld failed %lld)", path, (long long)it_json_int(body, "ok", -1),
+             (long long)it_json_int(body, "failed", -1));
     json_t *results = json_object_get(body, "results");
     IT_CHECK(env, json_array_size(results) == n_expected, "%s: %zu results", path, n_expected);
     size_t i;
     json_t *r;
     json_array_foreach(results, i, r)
     {
-        IT_CHECK(env, json_is_true(json_object_get(r, "ok")) && jint(r, "status", 0) == 200,
-                 "%s: result %zu ok (%s: %s)", path, i, jstr(r, "uuid"), jstr(r, "error"));
-        IT_CHECK(env, strcmp(jstr(r, "state"), state) == 0, "%s: result %zu state %s (%s)", path, i,
-                 state, jstr(r, "state"));
+        IT_CHECK(env, json_is_true(json_object_get(r, "ok")) && it_json_int(r, "status", 0) == 200,
+                 "%s: result %zu ok (%s: %s)", path, i, it_json_str(r, "uuid"),
+                 it_json_str(r, "error"));
+        IT_CHECK(env, strcmp(it_json_str(r, "state"), state) == 0, "%s: result %zu state %s (%s)",
+                 path, i, state, it_json_str(r, "state"));
     }
     json_decref(body);
 }
@@ -1411,12 +1269,12 @@ static void org_all_in(it_env_t *env, const char *org, size_t n, const char *sta
     json_t *in;
     json_array_foreach(list, i, in)
     {
-        IT_CHECK(env, strcmp(jstr(in, "org"), org) == 0, "%s lists only its org", path);
+        IT_CHECK(env, strcmp(it_json_str(in, "org"), org) == 0, "%s lists only its org", path);
         IT_CHECK(env,
-                 strcmp(jstr(in, "state"), state) == 0 &&
-                     strcmp(jstr(in, "desired_state"), state) == 0,
-                 "%s: %s is %s/%s, want %s", path, jstr(in, "uuid"), jstr(in, "state"),
-                 jstr(in, "desired_state"), state);
+                 strcmp(it_json_str(in, "state"), state) == 0 &&
+                     strcmp(it_json_str(in, "desired_state"), state) == 0,
+                 "%s: %s is %s/%s, want %s", path, it_json_str(in, "uuid"),
+                 it_json_str(in, "state"), it_json_str(in, "desired_state"), state);
     }
     json_decref(body);
 }
@@ -1447,7 +1305,7 @@ static void test_org_batch_many(void **state)
         if (st != 201)
             show("install", st, body);
         IT_CHECK(env, st == 201, "install %zu of %zu: 201 (got %d)", i + 1, n, st);
-        snprintf(uuid, sizeof uuid, "%s", jstr(body, "instance.uuid"));
+        snprintf(uuid, sizeof uuid, "%s", it_json_str(body, "instance.uuid"));
         json_decref(body);
     }
     uint64_t t_install = it_now_ms() - t0;
@@ -1477,7 +1335,7 @@ static void test_org_batch_many(void **state)
             json_t *body = it_get_json(env, "/api/v1/instances?org=org-03");
             json_t *first = json_array_get(json_object_get(body, "instances"), 0);
             char uuid[64];
-            snprintf(uuid, sizeof uuid, "%s", jstr(first, "uuid"));
+            snprintf(uuid, sizeof uuid, "%s", it_json_str(first, "uuid"));
             json_decref(body);
             invoke_expect(env, uuid, "hello, org-03");
             int64_t live = it_status_int(env, "counts.hosts");
@@ -1508,13 +1366,13 @@ static void test_kill9_keeps_acknowledged_state(void **state)
     /* The two acknowledged actions under test. */
     json_decref(act_ok(env, a, "enable", "enabled"));
     json_t *inst = act_ok(env, b, "start", "running");
-    snprintf(b_host, sizeof b_host, "%s", jstr(inst, "host"));
+    snprintf(b_host, sizeof b_host, "%s", it_json_str(inst, "host"));
     json_decref(inst);
 
     it_match_t boot = {.not_boot_id = NULL};
     json_t *status = it_get_json(env, "/api/v1/status");
     char old_boot[64];
-    snprintf(old_boot, sizeof old_boot, "%s", jstr(status, "boot_id"));
+    snprintf(old_boot, sizeof old_boot, "%s", it_json_str(status, "boot_id"));
     json_decref(status);
     boot.not_boot_id = old_boot;
 
@@ -1527,14 +1385,14 @@ static void test_kill9_keeps_acknowledged_state(void **state)
     /* A as acknowledged at once; B wants to run. */
     inst = get_instance(env, a);
     IT_CHECK(env,
-             strcmp(jstr(inst, "state"), "enabled") == 0 &&
-                 strcmp(jstr(inst, "desired_state"), "enabled") == 0,
-             "A enabled after the restart (%s/%s)", jstr(inst, "state"),
-             jstr(inst, "desired_state"));
+             strcmp(it_json_str(inst, "state"), "enabled") == 0 &&
+                 strcmp(it_json_str(inst, "desired_state"), "enabled") == 0,
+             "A enabled after the restart (%s/%s)", it_json_str(inst, "state"),
+             it_json_str(inst, "desired_state"));
     json_decref(inst);
     inst = get_instance(env, b);
-    IT_CHECK(env, strcmp(jstr(inst, "desired_state"), "running") == 0,
-             "B still desired running (%s)", jstr(inst, "desired_state"));
+    IT_CHECK(env, strcmp(it_json_str(inst, "desired_state"), "running") == 0,
+             "B still desired running (%s)", it_json_str(inst, "desired_state"));
     json_decref(inst);
 
     /* The hostboot re-registers, B is brought back to running. */
@@ -1547,8 +1405,8 @@ static void test_kill9_keeps_acknowledged_state(void **state)
     check_host_ready(env, host, "highPerformance");
     invoke_expect(env, b, "hello, Bob");
     inst = get_instance(env, a);
-    IT_CHECK(env, strcmp(jstr(inst, "state"), "enabled") == 0, "A still enabled (%s)",
-             jstr(inst, "state"));
+    IT_CHECK(env, strcmp(it_json_str(inst, "state"), "enabled") == 0, "A still enabled (%s)",
+             it_json_str(inst, "state"));
     json_decref(inst);
     json_t *body = it_get_json(env, "/api/v1/instances");
     IT_CHECK(env, json_array_size(json_object_get(body, "instances")) == 2, "both instances kept");
@@ -1563,7 +1421,7 @@ static void test_kill9_keeps_acknowledged_state(void **state)
     snprintf(hpath, sizeof hpath, "/api/v1/hosts/%s", b_host);
     int hst = it_http_get(env, hpath, &old);
     print_message("B ran on %s before the restart, %s after; the old host: %d %s\n", b_host, host,
-                  hst, jstr(old, "host.state"));
+                  hst, it_json_str(old, "host.state"));
     json_decref(old);
 }
 
@@ -1586,16 +1444,16 @@ int main(int argc, char **argv)
     if (filter && *filter)
         cmocka_set_test_filter(filter);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_high_performance_lifecycle, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_power_save_shares_a_host, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_power_save_max_per_host, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dev_mode, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_invalid_transitions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_crash_fails_instance_only, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_start_timeout_kills_host, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_upgrade_and_rollback, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_org_batch_many, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_kill9_keeps_acknowledged_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_high_performance_lifecycle, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_power_save_shares_a_host, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_power_save_max_per_host, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_dev_mode, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_transitions, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_crash_fails_instance_only, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_start_timeout_kills_host, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_and_rollback, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_org_batch_many, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_keeps_acknowledged_state, it_setup, it_teardown),
     };
     return cmocka_run_group_tests_name(g_rt->name, tests, NULL, NULL);
 }

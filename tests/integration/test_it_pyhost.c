@@ -12,7 +12,6 @@
  *     ctx.db_exec): a row written in one invoke is read in another, and
  *     survives the host (stop/start on a new host) and a platformd restart;
  *  d) hostbootd refuses a language it has no runtime for, naming it. */
-#include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
@@ -42,32 +41,7 @@
 #define HB_MISS 5
 #define ACTION_DEADLINE_MS 30000
 
-static int setup(void **state)
-{
-    *state = it_new();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    it_env_t *env = *state;
-    it_destroy(&env);
-    return 0;
-}
-
 /* ---- helpers -------------------------------------------------------------- */
-
-static const char *jstr(json_t *obj, const char *dotted)
-{
-    json_t *v = it_json_path(obj, dotted);
-    return json_is_string(v) ? json_string_value(v) : "";
-}
-
-static int64_t jint(json_t *obj, const char *dotted, int64_t def)
-{
-    json_t *v = it_json_path(obj, dotted);
-    return json_is_integer(v) ? json_integer_value(v) : def;
-}
 
 static void show(const char *what, int st, json_t *body)
 {
@@ -111,10 +85,10 @@ static void register_package(it_env_t *env, const char *path, const char *id)
     if (st != 201)
         show("POST /api/v1/packages", st, body);
     IT_CHECK(env, st == 201, "register %s: 201 (got %d)", path, st);
-    IT_CHECK(env, strcmp(jstr(body, "package.id"), id) == 0, "package id %s (got %s)", id,
-             jstr(body, "package.id"));
-    IT_CHECK(env, strcmp(jstr(body, "package.language"), "python") == 0,
-             "package language python (got %s)", jstr(body, "package.language"));
+    IT_CHECK(env, strcmp(it_json_str(body, "package.id"), id) == 0, "package id %s (got %s)", id,
+             it_json_str(body, "package.id"));
+    IT_CHECK(env, strcmp(it_json_str(body, "package.language"), "python") == 0,
+             "package language python (got %s)", it_json_str(body, "package.language"));
     json_decref(body);
 }
 
@@ -131,7 +105,7 @@ static void install(it_env_t *env, const char *plugin, json_t *config, char uuid
     if (st != 201)
         show("POST /api/v1/instances", st, body);
     IT_CHECK(env, st == 201, "install %s: 201 (got %d)", plugin, st);
-    snprintf(uuid, 64, "%s", jstr(body, "instance.uuid"));
+    snprintf(uuid, 64, "%s", it_json_str(body, "instance.uuid"));
     IT_CHECK(env, plat_uuid_valid(uuid), "instance uuid %s", uuid);
     json_decref(body);
 }
@@ -157,9 +131,9 @@ static const char *act_ok(it_env_t *env, const char *uuid, const char *action, c
     if (st != 200)
         show(action, st, body);
     IT_CHECK(env, st == 200, "%s %s: 200 (got %d)", action, uuid, st);
-    IT_CHECK(env, strcmp(jstr(body, "instance.state"), state) == 0, "%s: state %s (got %s)",
-             action, state, jstr(body, "instance.state"));
-    snprintf(host, sizeof host, "%s", jstr(body, "instance.host"));
+    IT_CHECK(env, strcmp(it_json_str(body, "instance.state"), state) == 0, "%s: state %s (got %s)",
+             action, state, it_json_str(body, "instance.state"));
+    snprintf(host, sizeof host, "%s", it_json_str(body, "instance.host"));
     json_decref(body);
     return host;
 }
@@ -178,82 +152,18 @@ static json_t *get_instance(it_env_t *env, const char *uuid)
 
 /* ---- invoke with a body ------------------------------------------------------ */
 
-typedef struct {
-    char *data;
-    size_t len;
-} buf_t;
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
-{
-    buf_t *b = arg;
-    size_t n = size * nmemb;
-    char *nd = realloc(b->data, b->len + n + 1);
-    if (!nd)
-        return 0;
-    memcpy(nd + b->len, ptr, n);
-    b->data = nd;
-    b->len += n;
-    b->data[b->len] = 0;
-    return n;
-}
-
-static void auth_header(it_env_t *env, char *out, size_t size)
-{
-    char path[IT_PATH_MAX + 32], tok[160] = "";
-    snprintf(path, sizeof path, "%s/platform-state/api-token", it_dir(env));
-    FILE *f = fopen(path, "r");
-    if (f) {
-        if (!fgets(tok, sizeof tok, f))
-            tok[0] = 0;
-        fclose(f);
-    }
-    tok[strcspn(tok, "\r\n")] = 0;
-    if (tok[0])
-        snprintf(out, size, "Authorization: Bearer %s", tok);
-    else
-        out[0] = 0;
-}
-
 /* POST /api/v1/instances/<uuid>/invoke?path=<p> with `payload` as a text
  * body; the HTTP status (negative errno without a response), the body into
  * out. */
 static int invoke(it_env_t *env, const char *uuid, const char *p, const char *payload, char *out,
                   size_t size)
 {
-    char url[256], auth[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v1/instances/%s/invoke?path=%s",
-             it_http_port(env), uuid, p);
-    auth_header(env, auth, sizeof auth);
-    CURL *c = curl_easy_init();
-    assert_non_null(c);
-    struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: text/plain");
-    headers = curl_slist_append(headers, "Expect:");
-    if (auth[0])
-        headers = curl_slist_append(headers, auth);
-    buf_t b = {0};
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(payload));
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 60000L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
-    curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    CURLcode rc = curl_easy_perform(c);
-    long status = 0;
-    if (rc == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    curl_slist_free_all(headers);
-    snprintf(out, size, "%s", b.data ? b.data : "");
-    free(b.data);
-    if (rc != CURLE_OK)
-        return rc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED;
-    return (int)status;
+    char path[256], *body = NULL;
+    snprintf(path, sizeof path, "/api/v1/instances/%s/invoke?path=%s", uuid, p);
+    int st = it_http_raw(env, "POST", path, payload, strlen(payload), "text/plain", &body, NULL);
+    snprintf(out, size, "%s", body);
+    free(body);
+    return st;
 }
 
 static void invoke_expect(it_env_t *env, const char *uuid, const char *p, const char *payload,
@@ -354,18 +264,18 @@ static void test_hook_exception_is_the_actions_error(void **state)
     if (st != 500)
         show("enable", st, body);
     IT_CHECK(env, st == 500, "enable raising ValueError: 500 (got %d)", st);
-    IT_CHECK(env, strcmp(jstr(body, "error.code"), "action_failed") == 0,
-             "error action_failed (got %s)", jstr(body, "error.code"));
-    const char *msg = jstr(body, "error.message");
+    IT_CHECK(env, strcmp(it_json_str(body, "error.code"), "action_failed") == 0,
+             "error action_failed (got %s)", it_json_str(body, "error.code"));
+    const char *msg = it_json_str(body, "error.message");
     print_message("enable failed: %s\n", msg);
     IT_CHECK(env, strstr(msg, "ValueError") && strstr(msg, "shelf 7 is missing"),
              "the error names the exception: %s", msg);
     json_decref(body);
     json_t *inst = get_instance(env, uuid);
-    IT_CHECK(env, strstr(jstr(inst, "last_error"), "ValueError: inventory enable refused"),
-             "last_error holds the exception: %s", jstr(inst, "last_error"));
-    IT_CHECK(env, strcmp(jstr(inst, "state"), "enabled") != 0, "not enabled (%s)",
-             jstr(inst, "state"));
+    IT_CHECK(env, strstr(it_json_str(inst, "last_error"), "ValueError: inventory enable refused"),
+             "last_error holds the exception: %s", it_json_str(inst, "last_error"));
+    IT_CHECK(env, strcmp(it_json_str(inst, "state"), "enabled") != 0, "not enabled (%s)",
+             it_json_str(inst, "state"));
     json_decref(inst);
     /* The whole traceback, innermost frame included, in the host's log. */
     wait_host_log(env, "Traceback (most recent call last):", "in enable", "in _maybe_raise",
@@ -406,9 +316,9 @@ static void test_hook_never_returns_host_killed(void **state)
     char hpath[160];
     snprintf(hpath, sizeof hpath, "/api/v1/hosts/%s", host);
     json_t *h = it_get_json(env, hpath);
-    pid_t pid = (pid_t)jint(h, "host.pid", 0);
-    IT_CHECK(env, strcmp(jstr(h, "host.language"), "python") == 0, "a python host (%s)",
-             jstr(h, "host.language"));
+    pid_t pid = (pid_t)it_json_int(h, "host.pid", 0);
+    IT_CHECK(env, strcmp(it_json_str(h, "host.language"), "python") == 0, "a python host (%s)",
+             it_json_str(h, "host.language"));
     json_decref(h);
     IT_CHECK(env, pid > 0 && kill(pid, 0) == 0, "host pid %d alive", (int)pid);
 
@@ -421,8 +331,8 @@ static void test_hook_never_returns_host_killed(void **state)
     print_message("never-returning start answered %d after %llu ms\n", st,
                   (unsigned long long)took);
     IT_CHECK(env, st == 504, "start never returning: 504 (got %d)", st);
-    IT_CHECK(env, strcmp(jstr(body, "error.code"), "timeout") == 0, "error timeout (%s)",
-             jstr(body, "error.code"));
+    IT_CHECK(env, strcmp(it_json_str(body, "error.code"), "timeout") == 0, "error timeout (%s)",
+             it_json_str(body, "error.code"));
     IT_CHECK(env, took >= 1400, "answered at the 1500 ms timeout, not before (%llu ms)",
              (unsigned long long)took);
     json_decref(body);
@@ -431,14 +341,15 @@ static void test_hook_never_returns_host_killed(void **state)
      * period), and the instance is failed. */
     h = it_wait_host_state(env, host, "exited", ACTION_DEADLINE_MS, NULL);
     print_message("hanging host exit: status %lld signal %lld\n",
-                  (long long)jint(h, "exit.status", -1), (long long)jint(h, "exit.signal", -1));
+                  (long long)it_json_int(h, "exit.status", -1),
+                  (long long)it_json_int(h, "exit.signal", -1));
     json_decref(h);
     IT_CHECK(env, kill(pid, 0) != 0, "the host pid %d is gone", (int)pid);
     json_t *inst = get_instance(env, uuid);
-    IT_CHECK(env, strcmp(jstr(inst, "state"), "failed") == 0, "instance failed (%s)",
-             jstr(inst, "state"));
-    IT_CHECK(env, strstr(jstr(inst, "last_error"), "1500") != NULL,
-             "last_error names the timeout: %s", jstr(inst, "last_error"));
+    IT_CHECK(env, strcmp(it_json_str(inst, "state"), "failed") == 0, "instance failed (%s)",
+             it_json_str(inst, "state"));
+    IT_CHECK(env, strstr(it_json_str(inst, "last_error"), "1500") != NULL,
+             "last_error names the timeout: %s", it_json_str(inst, "last_error"));
     json_decref(inst);
     /* While the hook hung the host answered pings: it was never lost. */
     wait_host_log(env, "start: waiting forever", NULL);
@@ -456,7 +367,7 @@ static void wait_running(it_env_t *env, const char *uuid)
     uint64_t t0 = it_now_ms();
     for (;;) {
         json_t *inst = get_instance(env, uuid);
-        bool up = strcmp(jstr(inst, "state"), "running") == 0 &&
+        bool up = strcmp(it_json_str(inst, "state"), "running") == 0 &&
                   json_is_string(json_object_get(inst, "host")) &&
                   json_is_false(json_object_get(inst, "busy"));
         json_decref(inst);
@@ -507,7 +418,7 @@ static void test_notes_db_survives_hosts_and_restart(void **state)
     /* platformd kill -9 and restart: the rows are still there. */
     json_t *status = it_get_json(env, "/api/v1/status");
     char old_boot[64];
-    snprintf(old_boot, sizeof old_boot, "%s", jstr(status, "boot_id"));
+    snprintf(old_boot, sizeof old_boot, "%s", it_json_str(status, "boot_id"));
     json_decref(status);
     it_kill9(d.platformd);
     d.platformd = it_start_platformd(env, d.pd_cfg);
@@ -586,10 +497,13 @@ int main(void)
     if (filter && *filter)
         cmocka_set_test_filter(filter);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_hook_exception_is_the_actions_error, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hook_never_returns_host_killed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_notes_db_survives_hosts_and_restart, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_language_is_a_clear_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hook_exception_is_the_actions_error, it_setup,
+                                        it_teardown),
+        cmocka_unit_test_setup_teardown(test_hook_never_returns_host_killed, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_notes_db_survives_hosts_and_restart, it_setup,
+                                        it_teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_language_is_a_clear_error, it_setup,
+                                        it_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

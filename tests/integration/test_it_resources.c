@@ -57,32 +57,7 @@
 #define HTTP_MAX_BYTES 65536
 #define FILE_MAX_BYTES 65536
 
-static int setup(void **state)
-{
-    *state = it_new();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    it_env_t *env = *state;
-    it_destroy(&env);
-    return 0;
-}
-
 /* ---- JSON ------------------------------------------------------------------ */
-
-static int64_t jint(json_t *obj, const char *dotted, int64_t def)
-{
-    json_t *v = it_json_path(obj, dotted);
-    return json_is_integer(v) ? json_integer_value(v) : def;
-}
-
-static const char *jstr(json_t *obj, const char *dotted)
-{
-    json_t *v = it_json_path(obj, dotted);
-    return json_is_string(v) ? json_string_value(v) : "";
-}
 
 static char *dump(json_t *j)
 {
@@ -114,88 +89,6 @@ static void start_daemons(it_env_t *env)
                  IT_HOSTBOOT_ID " listed ready");
 }
 
-/* ---- raw HTTP (curl) ------------------------------------------------------ */
-
-typedef struct {
-    char *data;
-    size_t len;
-} buf_t;
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
-{
-    buf_t *b = arg;
-    size_t n = size * nmemb;
-    char *nd = realloc(b->data, b->len + n + 1);
-    if (!nd)
-        return 0;
-    memcpy(nd + b->len, ptr, n);
-    b->data = nd;
-    b->len += n;
-    b->data[b->len] = 0;
-    return n;
-}
-
-static void auth_header(it_env_t *env, char *out, size_t size)
-{
-    char path[IT_PATH_MAX + 32], tok[160] = "";
-    snprintf(path, sizeof path, "%s/platform-state/api-token", it_dir(env));
-    FILE *f = fopen(path, "r");
-    if (f) {
-        if (!fgets(tok, sizeof tok, f))
-            tok[0] = 0;
-        fclose(f);
-    }
-    tok[strcspn(tok, "\r\n")] = 0;
-    if (tok[0])
-        snprintf(out, size, "Authorization: Bearer %s", tok);
-    else
-        out[0] = 0;
-}
-
-/* `method` http://127.0.0.1:<api port><path> with a raw body (may be
- * NULL); returns the status (negative errno without a response) and the
- * body into *out (malloc'd, NUL-terminated, "" when empty). */
-static int raw_request(it_env_t *env, const char *method, const char *path, const char *body,
-                       char **out)
-{
-    char url[1024], auth[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", it_http_port(env), path);
-    auth_header(env, auth, sizeof auth);
-    CURL *c = curl_easy_init();
-    assert_non_null(c);
-    struct curl_slist *headers = curl_slist_append(NULL, "Expect:");
-    if (auth[0])
-        headers = curl_slist_append(headers, auth);
-    if (body)
-        headers = curl_slist_append(headers, "Content-Type: text/plain");
-    buf_t b = {0};
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 60000L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
-    curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    CURLcode rc = curl_easy_perform(c);
-    long status = 0;
-    if (rc == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    curl_slist_free_all(headers);
-    *out = b.data ? b.data : strdup("");
-    assert_non_null(*out);
-    if (rc != CURLE_OK)
-        return rc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED;
-    return (int)status;
-}
-
 /* ---- packages and instances ------------------------------------------------ */
 
 static void register_package(it_env_t *env, const char *path, const char *id)
@@ -206,7 +99,7 @@ static void register_package(it_env_t *env, const char *path, const char *id)
     json_decref(req);
     char *d = dump(body);
     IT_CHECK(env, st == 201, "register %s: 201 (got %d: %s)", path, st, d);
-    IT_CHECK(env, strcmp(jstr(body, "package.id"), id) == 0, "package id %s", id);
+    IT_CHECK(env, strcmp(it_json_str(body, "package.id"), id) == 0, "package id %s", id);
     free(d);
     json_decref(body);
 }
@@ -238,7 +131,7 @@ static void install(it_env_t *env, const char *plugin, json_t *config, char uuid
     char *d = dump(body);
     IT_CHECK(env, st == 201, "install %s: 201 (got %d: %s)", plugin, st, d);
     free(d);
-    snprintf(uuid, 64, "%s", jstr(body, "instance.uuid"));
+    snprintf(uuid, 64, "%s", it_json_str(body, "instance.uuid"));
     IT_CHECK(env, plat_uuid_valid(uuid), "instance uuid (got '%s')", uuid);
     json_decref(body);
 }
@@ -252,7 +145,7 @@ static void act_ok(it_env_t *env, const char *uuid, const char *action, const ch
     json_decref(empty);
     char *d = dump(body);
     IT_CHECK(env, st == 200, "%s %s: 200 (got %d: %s)", action, uuid, st, d);
-    IT_CHECK(env, strcmp(jstr(body, "instance.state"), state) == 0, "%s: state %s (got %s)",
+    IT_CHECK(env, strcmp(it_json_str(body, "instance.state"), state) == 0, "%s: state %s (got %s)",
              action, state, d);
     free(d);
     json_decref(body);
@@ -284,7 +177,9 @@ static int invoke(it_env_t *env, const char *uuid, const char *p, const char *bo
 {
     char path[1024];
     snprintf(path, sizeof path, "/api/v1/instances/%s/invoke?path=%s", uuid, p);
-    return raw_request(env, "POST", path, body ? body : "", out);
+    if (!body)
+        body = "";
+    return it_http_raw(env, "POST", path, body, strlen(body), "text/plain", out, NULL);
 }
 
 /* An invoke that must answer 200 with JSON; returns it (owned). */
@@ -316,7 +211,7 @@ static json_t *db_ok(it_env_t *env, const char *uuid, const char *sql, json_t *p
 {
     json_t *r = db(env, uuid, sql, params);
     char *d = dump(r);
-    IT_CHECK(env, jint(r, "rc", -1) == 0, "%s succeeds (got %s)", sql, d);
+    IT_CHECK(env, it_json_int(r, "rc", -1) == 0, "%s succeeds (got %s)", sql, d);
     free(d);
     return r;
 }
@@ -326,8 +221,8 @@ static void db_fails(it_env_t *env, const char *uuid, const char *sql, int code,
 {
     json_t *r = db(env, uuid, sql, NULL);
     char *d = dump(r);
-    IT_CHECK(env, jint(r, "rc", 0) == code, "%s fails with %d (got %s)", sql, code, d);
-    IT_CHECK(env, !needle || strcasestr(jstr(r, "message"), needle),
+    IT_CHECK(env, it_json_int(r, "rc", 0) == code, "%s fails with %d (got %s)", sql, code, d);
+    IT_CHECK(env, !needle || strcasestr(it_json_str(r, "message"), needle),
              "%s: the message names '%s' (got %s)", sql, needle, d);
     free(d);
     json_decref(r);
@@ -349,7 +244,7 @@ static int file_rc(it_env_t *env, const char *uuid, const char *op, const char *
                    const char *data)
 {
     json_t *r = file_op(env, uuid, op, path, data);
-    int rc = (int)jint(r, "rc", 1);
+    int rc = (int)it_json_int(r, "rc", 1);
     json_decref(r);
     return rc;
 }
@@ -360,12 +255,12 @@ static pid_t instance_host_pid(it_env_t *env, const char *uuid, char host[64])
     char path[160];
     snprintf(path, sizeof path, "/api/v1/instances/%s", uuid);
     json_t *body = it_get_json(env, path);
-    snprintf(host, 64, "%s", jstr(body, "instance.host"));
+    snprintf(host, 64, "%s", it_json_str(body, "instance.host"));
     json_decref(body);
     IT_CHECK(env, host[0], "instance %s has a host", uuid);
     snprintf(path, sizeof path, "/api/v1/hosts/%s", host);
     body = it_get_json(env, path);
-    pid_t pid = (pid_t)jint(body, "host.pid", 0);
+    pid_t pid = (pid_t)it_json_int(body, "host.pid", 0);
     json_decref(body);
     IT_CHECK(env, pid > 0, "host %s has a pid", host);
     return pid;
@@ -379,9 +274,9 @@ static bool pred_running_elsewhere(json_t *body, void *arg)
 {
     const running_elsewhere_t *m = arg;
     json_t *inst = json_object_get(body, "instance");
-    return strcmp(jstr(inst, "state"), "running") == 0 &&
-           json_is_false(json_object_get(inst, "busy")) && jstr(inst, "host")[0] &&
-           strcmp(jstr(inst, "host"), m->not_host) != 0;
+    return strcmp(it_json_str(inst, "state"), "running") == 0 &&
+           json_is_false(json_object_get(inst, "busy")) && it_json_str(inst, "host")[0] &&
+           strcmp(it_json_str(inst, "host"), m->not_host) != 0;
 }
 
 /* Paths under the platform's state dir whose name holds `needle`. */
@@ -426,8 +321,8 @@ static void test_db(void **state)
     json_t *r = db_ok(env, uuid, "INSERT INTO t (i, r, s, b, n) VALUES (?1, ?2, ?3, ?4, ?5)",
                       json_pack("[I, f, s, {s:s}, n]", (json_int_t)-9007199254740993LL, 2.5,
                                 "héllo, wörld", "hex", "00ff10", NULL));
-    IT_CHECK(env, jint(r, "changes", 0) == 1, "one row inserted");
-    int64_t id = jint(r, "last_insert_id", 0);
+    IT_CHECK(env, it_json_int(r, "changes", 0) == 1, "one row inserted");
+    int64_t id = it_json_int(r, "last_insert_id", 0);
     IT_CHECK(env, id == 1, "last_insert_id 1 (got %lld)", (long long)id);
     json_decref(r);
     json_decref(db_ok(env, uuid, "INSERT INTO t (i, s) VALUES (?1, ?2)",
@@ -448,16 +343,16 @@ static void test_db(void **state)
              "real (got %s)", d);
     IT_CHECK(env, strcmp(json_string_value(json_array_get(row, 3)), "héllo, wörld") == 0,
              "UTF-8 text (got %s)", d);
-    IT_CHECK(env, strcmp(jstr(json_array_get(row, 4), "hex"), "00ff10") == 0,
+    IT_CHECK(env, strcmp(it_json_str(json_array_get(row, 4), "hex"), "00ff10") == 0,
              "blob with a NUL byte (got %s)", d);
     IT_CHECK(env, json_is_null(json_array_get(row, 5)), "null (got %s)", d);
     free(d);
     json_decref(r);
     r = db_ok(env, uuid, "UPDATE t SET s = ?1 WHERE id = ?2", json_pack("[s, i]", "changed", 2));
-    IT_CHECK(env, jint(r, "changes", 0) == 1, "one row updated");
+    IT_CHECK(env, it_json_int(r, "changes", 0) == 1, "one row updated");
     json_decref(r);
     r = db_ok(env, uuid, "DELETE FROM t WHERE id = 1", NULL);
-    IT_CHECK(env, jint(r, "changes", 0) == 1, "one row deleted");
+    IT_CHECK(env, it_json_int(r, "changes", 0) == 1, "one row deleted");
     json_decref(r);
     r = db_ok(env, uuid, "SELECT s FROM t", NULL);
     json_t *cell = json_array_get(json_array_get(json_object_get(r, "rows"), 0), 0);
@@ -718,9 +613,10 @@ static void fetch_fails(it_env_t *env, const char *uuid, const char *url, int st
     int st = fetch(env, uuid, url, &out);
     json_t *j = json_loads(out, 0, NULL);
     IT_CHECK(env, st == status, "fetch %s: %d (got %d: %s)", url, status, st, out);
-    IT_CHECK(env, j && strcmp(jstr(j, "error"), name) == 0 && jint(j, "code", 0) == code,
+    IT_CHECK(env,
+             j && strcmp(it_json_str(j, "error"), name) == 0 && it_json_int(j, "code", 0) == code,
              "fetch %s: %s (%d) (got %s)", url, name, code, out);
-    IT_CHECK(env, jstr(j, "message")[0], "fetch %s: a message (got %s)", url, out);
+    IT_CHECK(env, it_json_str(j, "message")[0], "fetch %s: a message (got %s)", url, out);
     json_decref(j);
     free(out);
 }
@@ -784,18 +680,20 @@ static void test_files(void **state)
     IT_CHECK(env, file_rc(env, uuid, "write", "notes/a.txt", "alpha") == 0, "write a.txt");
     IT_CHECK(env, file_rc(env, uuid, "write", "b.txt", "") == 0, "write an empty b.txt");
     json_t *r = file_op(env, uuid, "read", "notes/a.txt", NULL);
-    IT_CHECK(env, jint(r, "rc", 1) == 0 && strcmp(jstr(r, "data"), "alpha") == 0, "read back");
+    IT_CHECK(env, it_json_int(r, "rc", 1) == 0 && strcmp(it_json_str(r, "data"), "alpha") == 0,
+             "read back");
     json_decref(r);
     IT_CHECK(env, file_rc(env, uuid, "write", "notes/a.txt", "beta!") == 0, "replace a.txt");
     r = file_op(env, uuid, "read", "notes/a.txt", NULL);
-    IT_CHECK(env, strcmp(jstr(r, "data"), "beta!") == 0, "read the new content");
+    IT_CHECK(env, strcmp(it_json_str(r, "data"), "beta!") == 0, "read the new content");
     json_decref(r);
     r = file_op(env, uuid, "list", "", NULL);
     char *d = dump(r);
     json_t *e = json_object_get(r, "entries");
-    IT_CHECK(env, jint(r, "rc", 1) == 0 && json_array_size(e) == 2, "root lists 2 (got %s)", d);
+    IT_CHECK(env, it_json_int(r, "rc", 1) == 0 && json_array_size(e) == 2, "root lists 2 (got %s)",
+             d);
     json_t *b = it_json_find(e, "name", "b.txt"), *notes = it_json_find(e, "name", "notes");
-    IT_CHECK(env, b && json_is_false(json_object_get(b, "dir")) && jint(b, "size", -1) == 0,
+    IT_CHECK(env, b && json_is_false(json_object_get(b, "dir")) && it_json_int(b, "size", -1) == 0,
              "b.txt, a file of 0 bytes (got %s)", d);
     IT_CHECK(env, notes && json_is_true(json_object_get(notes, "dir")), "notes/, a dir (got %s)",
              d);
@@ -803,7 +701,7 @@ static void test_files(void **state)
     json_decref(r);
     r = file_op(env, uuid, "list", "notes", NULL);
     e = json_object_get(r, "entries");
-    IT_CHECK(env, json_array_size(e) == 1 && jint(json_array_get(e, 0), "size", 0) == 5,
+    IT_CHECK(env, json_array_size(e) == 1 && it_json_int(json_array_get(e, 0), "size", 0) == 5,
              "notes lists a.txt of 5 bytes");
     json_decref(r);
     IT_CHECK(env, file_rc(env, uuid, "delete", "notes/a.txt", NULL) == 0, "delete a.txt");
@@ -817,7 +715,7 @@ static void test_files(void **state)
                              FILE_MAX_BYTES + 1);
     r = invoke_json(env, uuid, "/file", args);
     json_decref(args);
-    IT_CHECK(env, jint(r, "rc", 0) == -EFBIG, "a file over file_max_bytes: EFBIG");
+    IT_CHECK(env, it_json_int(r, "rc", 0) == -EFBIG, "a file over file_max_bytes: EFBIG");
     json_decref(r);
 
     /* Paths leading out are refused, whatever the op. */
@@ -845,9 +743,9 @@ static void test_files(void **state)
 static int64_t ticker_runs(it_env_t *env, const char *uuid, int64_t *last)
 {
     json_t *r = invoke_json(env, uuid, "/", NULL);
-    int64_t n = jint(r, "runs", -1);
+    int64_t n = it_json_int(r, "runs", -1);
     if (last)
-        *last = jint(r, "last_scheduled_ms", 0);
+        *last = it_json_int(r, "last_scheduled_ms", 0);
     json_decref(r);
     return n;
 }
@@ -891,7 +789,7 @@ static void wait_svc_status(it_env_t *env, const char *path, int want, const cha
     for (;;) {
         free(out);
         out = NULL;
-        st = raw_request(env, "GET", path, NULL, &out);
+        st = it_http_raw(env, "GET", path, NULL, 0, NULL, &out, NULL);
         if (st == want || it_now_ms() > deadline)
             break;
         usleep(50 * 1000);
@@ -915,7 +813,7 @@ static void test_websvc(void **state)
     char path[256], *out = NULL;
     snprintf(path, sizeof path, "/plugins/%s/svc/some/page?x=1", uuid);
     wait_svc_status(env, path, 200, "the service is proxied");
-    int st = raw_request(env, "GET", path, NULL, &out);
+    int st = it_http_raw(env, "GET", path, NULL, 0, NULL, &out, NULL);
     IT_CHECK(env, st == 200 && strstr(out, "websvc") && strstr(out, uuid) &&
                       strstr(out, "/some/page"),
              "the page comes from the plugin (got %d: %s)", st, out);
@@ -953,12 +851,12 @@ int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_db, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_http, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_files, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_task, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_websvc, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_abi1_plugin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_http, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_files, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_task, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_websvc, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_abi1_plugin, it_setup, it_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

@@ -34,31 +34,6 @@
 #define HB_MISS 5
 #define ACTION_DEADLINE_MS 30000
 
-static int setup(void **state)
-{
-    *state = it_new();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    it_env_t *env = *state;
-    it_destroy(&env);
-    return 0;
-}
-
-static int64_t jint(json_t *obj, const char *dotted, int64_t def)
-{
-    json_t *v = it_json_path(obj, dotted);
-    return json_is_integer(v) ? json_integer_value(v) : def;
-}
-
-static const char *jstr(json_t *obj, const char *dotted)
-{
-    json_t *v = it_json_path(obj, dotted);
-    return json_is_string(v) ? json_string_value(v) : "";
-}
-
 /* platformd, and hostbootd "itest" with `hb_extra` (borrowed, may be NULL)
  * merged into its config; both waited for. */
 static void start_daemons(it_env_t *env, json_t *hb_extra)
@@ -106,7 +81,7 @@ static void badsys_running(it_env_t *env, char uuid[64], char host[64])
                            json_pack("{s:s, s:s, s:s}", "plugin", "badsys", "version", "1.0.0",
                                      "org", "acme"),
                            201);
-    snprintf(uuid, 64, "%s", jstr(body, "instance.uuid"));
+    snprintf(uuid, 64, "%s", it_json_str(body, "instance.uuid"));
     json_decref(body);
     IT_CHECK(env, plat_uuid_valid(uuid), "instance uuid (%s)", uuid);
     char path[160];
@@ -114,87 +89,23 @@ static void badsys_running(it_env_t *env, char uuid[64], char host[64])
     json_decref(post_ok(env, path, json_object(), 200));
     snprintf(path, sizeof path, "/api/v1/instances/%s/start", uuid);
     body = post_ok(env, path, json_object(), 200);
-    IT_CHECK(env, strcmp(jstr(body, "instance.state"), "running") == 0, "running (%s)",
-             jstr(body, "instance.state"));
-    snprintf(host, 64, "%s", jstr(body, "instance.host"));
+    IT_CHECK(env, strcmp(it_json_str(body, "instance.state"), "running") == 0, "running (%s)",
+             it_json_str(body, "instance.state"));
+    snprintf(host, 64, "%s", it_json_str(body, "instance.host"));
     json_decref(body);
     IT_CHECK(env, host[0], "the running instance has a host");
-}
-
-typedef struct {
-    char *data;
-    size_t len;
-} buf_t;
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
-{
-    buf_t *b = arg;
-    size_t n = size * nmemb;
-    char *nd = realloc(b->data, b->len + n + 1);
-    if (!nd)
-        return 0;
-    memcpy(nd + b->len, ptr, n);
-    b->data = nd;
-    b->len += n;
-    b->data[b->len] = 0;
-    return n;
-}
-
-/* "Authorization: Bearer <token>" into out, "" when there is no token. */
-static void auth_header(it_env_t *env, char *out, size_t size)
-{
-    char path[IT_PATH_MAX + 32], tok[160] = "";
-    snprintf(path, sizeof path, "%s/platform-state/api-token", it_dir(env));
-    FILE *f = fopen(path, "r");
-    if (f) {
-        if (!fgets(tok, sizeof tok, f))
-            tok[0] = 0;
-        fclose(f);
-    }
-    tok[strcspn(tok, "\r\n")] = 0;
-    if (tok[0])
-        snprintf(out, size, "Authorization: Bearer %s", tok);
-    else
-        out[0] = 0;
 }
 
 /* POST /api/v1/instances/<uuid>/invoke?path=<p>; the HTTP status (negative
  * errno without a response), the body into out. */
 static int invoke(it_env_t *env, const char *uuid, const char *p, char *out, size_t size)
 {
-    char url[256], auth[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v1/instances/%s/invoke?path=%s",
-             it_http_port(env), uuid, p);
-    auth_header(env, auth, sizeof auth);
-    CURL *c = curl_easy_init();
-    assert_non_null(c);
-    struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: text/plain");
-    headers = curl_slist_append(headers, "Expect:");
-    if (auth[0])
-        headers = curl_slist_append(headers, auth);
-    buf_t b = {0};
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "x");
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 1L);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 60000L);
-    curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    CURLcode rc = curl_easy_perform(c);
-    long status = 0;
-    if (rc == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    curl_slist_free_all(headers);
-    snprintf(out, size, "%s", b.data ? b.data : "");
-    free(b.data);
-    if (rc != CURLE_OK)
-        return rc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED;
-    return (int)status;
+    char path[256], *body = NULL;
+    snprintf(path, sizeof path, "/api/v1/instances/%s/invoke?path=%s", uuid, p);
+    int st = it_http_raw(env, "POST", path, "x", 1, "text/plain", &body, NULL);
+    snprintf(out, size, "%s", body);
+    free(body);
+    return st;
 }
 
 static json_t *get_host(it_env_t *env, const char *id)
@@ -212,7 +123,7 @@ static json_t *get_host(it_env_t *env, const char *id)
 static bool pred_instance_failed(json_t *body, void *arg)
 {
     (void)arg;
-    return strcmp(jstr(body, "instance.state"), "failed") == 0;
+    return strcmp(it_json_str(body, "instance.state"), "failed") == 0;
 }
 
 /* ---- a) ------------------------------------------------------------------ */
@@ -226,7 +137,7 @@ static void test_denied_syscall_kills_host(void **state)
     int st = invoke(env, uuid, "/ok", out, sizeof out);
     IT_CHECK(env, st == 200 && strcmp(out, "ok") == 0, "invoke /ok: 200 ok (got %d %s)", st, out);
     json_t *h = get_host(env, host);
-    pid_t pid = (pid_t)jint(h, "pid", 0);
+    pid_t pid = (pid_t)it_json_int(h, "pid", 0);
     json_decref(h);
     IT_CHECK(env, pid > 0, "the host has a pid");
 
@@ -236,9 +147,10 @@ static void test_denied_syscall_kills_host(void **state)
     IT_CHECK(env, strstr(out, "mount: ") == NULL, "the plugin never saw mount return (%s)", out);
 
     h = it_wait_host_state(env, host, "exited", ACTION_DEADLINE_MS, NULL);
-    IT_CHECK(env, jint(h, "exit.signal", -1) == SIGSYS,
+    IT_CHECK(env, it_json_int(h, "exit.signal", -1) == SIGSYS,
              "the host was killed by SIGSYS (31): signal %lld status %lld",
-             (long long)jint(h, "exit.signal", -1), (long long)jint(h, "exit.status", -1));
+             (long long)it_json_int(h, "exit.signal", -1),
+             (long long)it_json_int(h, "exit.status", -1));
     json_decref(h);
     IT_CHECK(env, kill(pid, 0) != 0, "the killed host pid %d is gone", (int)pid);
 
@@ -264,8 +176,8 @@ static void test_disabled_filter_lets_the_call_fail(void **state)
     IT_CHECK(env, st == 200 && strncmp(out, "mount: ", 7) == 0,
              "mount returned to the plugin: 200 \"mount: <error>\" (got %d %s)", st, out);
     json_t *h = get_host(env, host);
-    IT_CHECK(env, strcmp(jstr(h, "state"), "ready") == 0, "the host is still ready (%s)",
-             jstr(h, "state"));
+    IT_CHECK(env, strcmp(it_json_str(h, "state"), "ready") == 0, "the host is still ready (%s)",
+             it_json_str(h, "state"));
     json_decref(h);
 }
 
@@ -293,9 +205,10 @@ int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_denied_syscall_kills_host, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_disabled_filter_lets_the_call_fail, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_syscall_name_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_denied_syscall_kills_host, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_disabled_filter_lets_the_call_fail, it_setup,
+                                        it_teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_syscall_name_refused, it_setup, it_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

@@ -47,19 +47,6 @@
 #define ACTION_TIMEOUT_MS 6000
 #define MAX_TRIGGERS 512
 
-static int setup(void **state)
-{
-    *state = it_new();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    it_env_t *env = *state;
-    it_destroy(&env);
-    return 0;
-}
-
 static uint64_t wall_ms(void)
 {
     return plat_now_ms();
@@ -819,9 +806,9 @@ int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_register_and_trigger, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_restart_and_missed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_manifest_abilities, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_register_and_trigger, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_and_missed, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_manifest_abilities, it_setup, it_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

@@ -546,8 +546,8 @@ int main(int argc, char **argv)
            HP_PLUGIN, HP_VERSION, o.instances, o.invokes, o.warmup, PS_PLUGIN);
     for (size_t i = 0; i < o.n_orgs; i++)
         printf(" %d", o.orgs[i]);
-    printf(" (max_instances_per_host %d, batch_concurrency %d, idle_ms %d)\n", o.max_per_host,
-           o.concurrency, o.idle_ms);
+    printf(" (max_instances_per_host %d, batch_concurrency %d, idle_ms %d; bus with CURVE)\n",
+           o.max_per_host, o.concurrency, o.idle_ms);
     fflush(stdout);
 
     uint64_t t_all = bench_now_ns();

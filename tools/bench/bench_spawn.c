@@ -2,9 +2,10 @@
  * against a bare fork/exec baseline, plus the memory an idle host costs.
  * A benchmark, not a test (issue 3; docs/performance.md).
  *
- *   1. baseline: a ROUTER on a free loopback port; N times fork + exec
- *      bench_minimal (connects a DEALER, sends its pid, exits) and time
- *      fork -> message received.
+ *   1. baseline: a ROUTER on a free loopback port, a CURVE server as the
+ *      platform's bus is (unless --plain-baseline); N times fork + exec
+ *      bench_minimal (connects a DEALER, as a CURVE client with a key pair
+ *      of its own, sends its pid, exits) and time fork -> message received.
  *   2. platform: platformd + hostbootd on free loopback ports in a private
  *      temp dir; POST N hosts in batches of B (a batch is started back to
  *      back, then awaited), collecting each host's "startup_ms" (measured by
@@ -36,6 +37,7 @@
 #include <zmq.h>
 
 #include "benchlib.h"
+#include "plat/keys.h"
 #include "testports.h"
 
 #define BASELINE_RECV_MS 5000    /* one baseline child's message */
@@ -53,6 +55,7 @@ typedef struct {
     int warmup;   /* unmeasured baseline runs first */
     int poll_ms;  /* client-side poll interval */
     bool keep;    /* keep the temp dir */
+    bool plain;   /* baseline without CURVE */
 } opts_t;
 
 /* ---- 1. baseline -------------------------------------------------------------- */
@@ -67,6 +70,15 @@ static void run_baseline(const opts_t *o, double *ms, double *cpu)
     int timeout = BASELINE_RECV_MS, linger = 0;
     zmq_setsockopt(router, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
     zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger);
+    /* A CURVE server without a ZAP handler admits every client that knows
+     * its public key: the handshake's cost without platformd's ZAP lookup. */
+    plat_keypair_t kp;
+    memset(&kp, 0, sizeof kp);
+    int server = 1;
+    if (!o->plain && (plat_keys_new(&kp) != 0 ||
+                      zmq_setsockopt(router, ZMQ_CURVE_SERVER, &server, sizeof server) != 0 ||
+                      zmq_setsockopt(router, ZMQ_CURVE_SECRETKEY, kp.secret_z85, 40) != 0))
+        bench_fail("baseline: CURVE server: %s", zmq_strerror(zmq_errno()));
     char ep[64];
     int bound = -1;
     for (int tries = 0; tries < 20 && bound != 0; tries++)
@@ -75,7 +87,7 @@ static void run_baseline(const opts_t *o, double *ms, double *cpu)
     if (bound != 0)
         bench_fail("cannot bind a ROUTER on a free loopback port: %s", zmq_strerror(zmq_errno()));
 
-    char *argv[] = {(char *)o->minimal, ep, NULL};
+    char *argv[] = {(char *)o->minimal, ep, o->plain ? NULL : kp.public_z85, NULL};
     pid_t parent = getpid();
     for (int i = -o->warmup; i < o->baseline; i++) {
         bench_check_alive();
@@ -322,11 +334,12 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: bench_spawn [--hosts N] [--batch N] [--baseline N] [--warmup N]\n"
                  "                   [--poll-ms N] [--keep] [--platformd BIN] [--hostbootd BIN]\n"
-                 "                   [--pluginhost BIN] [--minimal BIN]\n"
+                 "                   [--pluginhost BIN] [--minimal BIN] [--plain-baseline]\n"
                  "  --hosts N      hosts started through the platform (default 200)\n"
                  "  --batch N      hosts started back to back before awaiting them (default 20)\n"
                  "  --baseline N   baseline fork/execs of bench_minimal (default 200)\n"
                  "  --warmup N     unmeasured baseline runs first (default 5)\n"
+                 "  --plain-baseline  the baseline without CURVE (the platform's bus keeps it)\n"
                  "  --poll-ms N    client-side polling interval of GET /api/v1/hosts (default 10)\n"
                  "  --keep         keep the temp dir (configs, daemon and host logs)\n"
                  "  binaries default to the ones of this build tree\n");
@@ -354,6 +367,7 @@ int main(int argc, char **argv)
         {"hostbootd", required_argument, NULL, 'H'},
         {"pluginhost", required_argument, NULL, 'E'},
         {"minimal", required_argument, NULL, 'M'},
+        {"plain-baseline", no_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -390,6 +404,9 @@ int main(int argc, char **argv)
         case 'M':
             o.minimal = optarg;
             break;
+        case 'C':
+            o.plain = true;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -424,9 +441,10 @@ int main(int argc, char **argv)
     char load0[64], load1[64];
     bench_loadavg(load0, sizeof load0);
     printf("bench_spawn: %s %s %s, %ld CPUs, load average %s\n"
-           "bench_spawn: %d baseline runs (+%d warm-up), %d hosts (+1 warm-up) in batches of %d\n",
+           "bench_spawn: %d baseline runs (+%d warm-up), %d hosts (+1 warm-up) in batches of %d; "
+           "bus with CURVE (platform%s)\n",
            u.sysname, u.release, u.machine, sysconf(_SC_NPROCESSORS_ONLN), load0, o.baseline,
-           o.warmup, o.hosts, o.batch);
+           o.warmup, o.hosts, o.batch, o.plain ? " only; baseline plain" : " and baseline");
     fflush(stdout);
 
     uint64_t t0 = bench_now_ns();
@@ -449,7 +467,9 @@ int main(int argc, char **argv)
 
     printf("\nspawn-to-ready (ms)                                n   median      p99     mean"
            "      min      max\n");
-    bench_print_stats("baseline: fork/exec + DEALER send", sb);
+    bench_print_stats(o.plain ? "baseline: fork/exec + DEALER send"
+                              : "baseline: fork/exec + CURVE DEALER send",
+                      sb);
     bench_print_stats("platform: startup_ms (platformd, 1 ms res.)", ss);
     snprintf(label, sizeof label, "platform: POST -> ready seen (%d ms polls)", o.poll_ms);
     bench_print_stats(label, sc);

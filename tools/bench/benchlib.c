@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "plat/keys.h"
 #include "testports.h"
 
 #define UP_DEADLINE_MS 10000   /* daemons healthy / registered */
@@ -34,14 +35,21 @@ typedef struct {
 
 enum { P_PLATFORMD, P_HOSTBOOTD, P__COUNT };
 static proc_t g_procs[P__COUNT] = {{.name = "platformd"}, {.name = "hostbootd"}};
-static pid_t g_child;   /* a driver's own child in flight, 0 if none */
-static char g_dir[256]; /* short: paths under it fit PATH_MAX */
+static pid_t g_child;       /* a driver's own child in flight, 0 if none */
+static pid_t g_children[8]; /* bench_add_child: 0 = free slot */
+static char g_dir[256];     /* short: paths under it fit PATH_MAX */
 static bool g_keep;
 static volatile sig_atomic_t g_stop;
 static CURL *g_curl;
 static int g_http_port;
 static char g_bus_endpoint[64]; /* platformd's ROUTER */
 static char g_token[TOKEN_MAX];
+/* CURVE: <temp>/keys, the platform's public key, the authorized keys. */
+static char g_keys_dir[PATH_MAX];
+static char g_authorized_path[PATH_MAX];
+static char g_platform_public[PLAT_KEY_Z85_LEN + 1];
+static json_t *g_authorized; /* id -> Z85 public key */
+static bool g_authorized_dirty;
 
 /* ---- time ------------------------------------------------------------------ */
 
@@ -118,6 +126,26 @@ void bench_fail(const char *fmt, ...)
 void bench_set_child(pid_t pid)
 {
     g_child = pid;
+}
+
+void bench_add_child(pid_t pid)
+{
+    for (size_t i = 0; i < sizeof g_children / sizeof g_children[0]; i++)
+        if (!g_children[i]) {
+            g_children[i] = pid;
+            return;
+        }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    bench_fail("more than %zu children of the driver at once",
+               sizeof g_children / sizeof g_children[0]);
+}
+
+void bench_forget_child(pid_t pid)
+{
+    for (size_t i = 0; i < sizeof g_children / sizeof g_children[0]; i++)
+        if (g_children[i] == pid)
+            g_children[i] = 0;
 }
 
 /* ---- processes ----------------------------------------------------------------- */
@@ -307,6 +335,32 @@ double bench_proc_cpu_ms(pid_t pid)
     return (double)(ut + st) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
 }
 
+double bench_proc_runtime_ms(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    unsigned long long total = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char p2[128];
+        snprintf(p2, sizeof p2, "/proc/%d/task/%.20s/schedstat", (int)pid, e->d_name);
+        FILE *f = fopen(p2, "re");
+        if (!f)
+            continue; /* the thread just exited */
+        unsigned long long ns;
+        if (fscanf(f, "%llu", &ns) == 1)
+            total += ns;
+        fclose(f);
+    }
+    closedir(d);
+    return (double)total / 1e6;
+}
+
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb, (void)flag, (void)ftw;
@@ -326,6 +380,12 @@ void bench_cleanup(bool ok)
         waitpid(g_child, NULL, 0);
         g_child = 0;
     }
+    for (size_t i = 0; i < sizeof g_children / sizeof g_children[0]; i++)
+        if (g_children[i] > 0) {
+            kill(g_children[i], SIGKILL);
+            waitpid(g_children[i], NULL, 0);
+            g_children[i] = 0;
+        }
     /* hostbootd first: on SIGTERM it terminates and reaps its hosts. */
     clean &= proc_stop(&g_procs[P_HOSTBOOTD]);
     clean &= proc_stop(&g_procs[P_PLATFORMD]);
@@ -363,6 +423,8 @@ void bench_cleanup(bool ok)
         g_curl = NULL;
     }
     curl_global_cleanup();
+    json_decref(g_authorized);
+    g_authorized = NULL;
     if (g_dir[0]) {
         if (ok && clean && !g_keep)
             nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
@@ -561,6 +623,70 @@ static void wait_hostboot(void)
     }
 }
 
+/* ---- CURVE keys ------------------------------------------------------------------- */
+
+const char *bench_platform_public_key(void)
+{
+    return g_platform_public;
+}
+
+void bench_authorize(const char *id, const char *public_z85)
+{
+    if (!g_authorized && !(g_authorized = json_object()))
+        bench_fail("out of memory");
+    if (json_object_set_new(g_authorized, id, json_string(public_z85)) != 0)
+        bench_fail("cannot authorize %s", id);
+    g_authorized_dirty = true;
+}
+
+size_t bench_authorized_flush(void)
+{
+    if (!g_authorized || !g_authorized_dirty)
+        return g_authorized ? json_object_size(g_authorized) : 0;
+    char tmp[PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%.4000s.tmp", g_authorized_path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        bench_fail("open %s: %s", tmp, strerror(errno));
+    int rc = json_dumpfd(g_authorized, fd, JSON_INDENT(1) | JSON_SORT_KEYS);
+    if (close(fd) != 0 || rc != 0 || rename(tmp, g_authorized_path) != 0)
+        bench_fail("cannot write %s: %s", g_authorized_path, strerror(errno));
+    g_authorized_dirty = false;
+    return json_object_size(g_authorized);
+}
+
+/* A fresh key pair saved as <keys>/<name>.key (0600) and, when `pub`, the
+ * public key as <keys>/<name>.pub. */
+static void make_key(const char *name, bool pub, plat_keypair_t *kp, char *secret_path,
+                     size_t secret_size, char *public_path, size_t public_size)
+{
+    int rc = plat_keys_new(kp);
+    if (rc < 0)
+        bench_fail("cannot make a CURVE key pair: %s (libzmq without CURVE?)", strerror(-rc));
+    snprintf(secret_path, secret_size, "%.4000s/%s.key", g_keys_dir, name);
+    if (pub)
+        snprintf(public_path, public_size, "%.4000s/%s.pub", g_keys_dir, name);
+    char why[512];
+    if (plat_keys_save(secret_path, pub ? public_path : NULL, kp, false, why, sizeof why) != 0)
+        bench_fail("cannot save the %s key: %s", name, why);
+}
+
+/* json_object_update, but object members present on both sides are
+ * merged key by key (one level). */
+static void merge_config(json_t *root, json_t *extra)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(extra, k, v)
+    {
+        json_t *mine = json_object_get(root, k);
+        if (json_is_object(mine) && json_is_object(v))
+            json_object_update(mine, v);
+        else
+            json_object_set(root, k, v);
+    }
+}
+
 void bench_platform_start(bench_platform_t *p)
 {
     int bus_port = plat_test_free_port();
@@ -579,12 +705,30 @@ void bench_platform_start(bench_platform_t *p)
     if (mkdir(state, 0700) != 0)
         bench_fail("mkdir %s: %s", state, strerror(errno));
 
+    /* CURVE, as by default (docs/security.md): the platform's key pair,
+     * hostbootd's, and hostbootd's public key authorized as hostboot-bench. */
+    snprintf(g_keys_dir, sizeof g_keys_dir, "%.4000s/keys", g_dir);
+    snprintf(g_authorized_path, sizeof g_authorized_path, "%.4000s/authorized.json", g_keys_dir);
+    if (mkdir(g_keys_dir, 0700) != 0)
+        bench_fail("mkdir %s: %s", g_keys_dir, strerror(errno));
+    char pd_secret[PATH_MAX], pd_public[PATH_MAX], hb_secret[PATH_MAX];
+    plat_keypair_t kp;
+    make_key("platform", true, &kp, pd_secret, sizeof pd_secret, pd_public, sizeof pd_public);
+    snprintf(g_platform_public, sizeof g_platform_public, "%s", kp.public_z85);
+    make_key("hostboot", false, &kp, hb_secret, sizeof hb_secret, NULL, 0);
+    bench_authorize(BENCH_HOSTBOOT_ID, kp.public_z85);
+    plat_keys_wipe(&kp);
+    bench_authorized_flush();
+
     const char *level = p->log_level ? p->log_level : "warning";
-    json_t *pd = json_pack("{s:{s:s}, s:{s:s, s:i}, s:{s:s}, s:{s:s}}", "bus", "endpoint", bus,
-                           "http", "address", "127.0.0.1", "port", g_http_port, "log", "level",
-                           level, "state", "dir", state);
+    json_t *pd = json_pack(
+        "{s:{s:s, s:b, s:s, s:s}, s:{s:s, s:i}, s:{s:s}, s:{s:s}}", "bus", "endpoint", bus, "curve",
+        1, "secret_key_file", pd_secret, "authorized_keys_file", g_authorized_path, "http",
+        "address", "127.0.0.1", "port", g_http_port, "log", "level", level, "state", "dir", state);
+    if (!pd)
+        bench_fail("out of memory");
     if (p->platformd_extra) {
-        json_object_update(pd, p->platformd_extra);
+        merge_config(pd, p->platformd_extra);
         json_decref(p->platformd_extra);
         p->platformd_extra = NULL;
     }
@@ -592,10 +736,13 @@ void bench_platform_start(bench_platform_t *p)
     bench_write_json("platformd.json", pd, pd_cfg, sizeof pd_cfg);
     bench_write_json(
         "hostbootd.json",
-        json_pack("{s:s, s:{s:s}, s:[{s:s, s:s, s:s}], s:{s:s, s:s}, s:{s:s, s:i, s:i}}", "name",
-                  BENCH_HOSTBOOT_NAME, "platform", "endpoint", bus, "runtimes", "language", "c",
-                  "version", "1", "path", p->pluginhost, "log", "level", level, "dir", logs,
-                  "hosts", "work_dir", work, "grace_ms", 2000, "platform_lost_exit_ms", 5000),
+        json_pack("{s:s, s:{s:s, s:s}, s:{s:b, s:s}, s:[{s:s, s:s, s:s}], s:{s:s, s:s}, "
+                  "s:{s:s, s:i, s:i}}",
+                  "name", BENCH_HOSTBOOT_NAME, "platform", "endpoint", bus, "public_key_file",
+                  pd_public, "bus", "curve", 1, "secret_key_file", hb_secret, "runtimes",
+                  "language", "c", "version", "1", "path", p->pluginhost, "log", "level", level,
+                  "dir", logs, "hosts", "work_dir", work, "grace_ms", 2000, "platform_lost_exit_ms",
+                  5000),
         hb_cfg, sizeof hb_cfg);
 
     char *pd_argv[] = {(char *)p->platformd, "--config", pd_cfg, NULL};

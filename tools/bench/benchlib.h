@@ -1,4 +1,5 @@
-/* benchlib: what the benchmark drivers (bench_spawn, bench_lifecycle) share.
+/* benchlib: what the benchmark drivers (bench_spawn, bench_lifecycle,
+ * bench_bus) share.
  * Not a library of the platform: a driver is one short-lived process, so
  * the state below (temp dir, daemons, HTTP connection, API token) lives in
  * this module's statics, set up by bench_init and torn down by
@@ -7,7 +8,11 @@
  *   bench_init()            temp dir, signals, child subreaper, libcurl
  *   bench_platform_start()  platformd + hostbootd on free loopback ports in
  *                           the temp dir, healthy and registered; the API
- *                           token read from platformd's state dir
+ *                           token read from platformd's state dir; the bus
+ *                           with CURVE on, as by default (keys created in
+ *                           <temp>/keys: the platform's, hostbootd's)
+ *   bench_authorize() & co. more keys in platformd's authorized keys file
+ *                           (dev hosts the driver plays itself)
  *   bench_request() & co.   the HTTP API (kept-alive connection; the token
  *                           is sent on every non-GET request)
  *   bench_fail()            message, cleanup, exit 1
@@ -81,19 +86,51 @@ long bench_proc_kb(pid_t pid, const char *file, const char *key);
 /* User + system CPU time of `pid` in ms (clock ticks); -1 if gone. */
 double bench_proc_cpu_ms(pid_t pid);
 
+/* CPU time of `pid`'s live threads in ms at ns resolution (the sum of
+ * /proc/<pid>/task/<tid>/schedstat run times; threads that have exited are
+ * not counted); -1 if gone. For short, idle spans, where 10 ms ticks are too
+ * coarse. */
+double bench_proc_runtime_ms(pid_t pid);
+
 /* ---- the platform ----------------------------------------------------------------- */
 
 typedef struct {
     const char *platformd, *hostbootd, *pluginhost; /* binaries */
     const char *log_level;                          /* of both daemons; NULL: "warning" */
-    json_t *platformd_extra; /* members added to platformd's config (stolen; NULL: none) */
+    /* Members merged into platformd's config (stolen; NULL: none); an
+     * object member ("bus", "heartbeat", ...) is merged key by key, so
+     * {"bus": {"rate_per_sec": 0}} keeps the endpoint and the keys. */
+    json_t *platformd_extra;
 } bench_platform_t;
 
-/* Writes the configs (log level warning unless set, state dir <temp>/state, hostboot
- * "bench" with runtime c/1 = pluginhost), starts platformd, waits for
- * /healthz, reads the API token, starts hostbootd and waits for it to be
- * ready. Fails (bench_fail) on any error or after a 10 s deadline. */
+/* Creates the CURVE keys in <temp>/keys (the platform's pair, hostbootd's
+ * pair, the authorized keys file with hostboot-bench), writes the configs
+ * (bus.curve on, log level warning unless set, state dir <temp>/state,
+ * hostboot "bench" with runtime c/1 = pluginhost), starts platformd, waits
+ * for /healthz, reads the API token, starts hostbootd and waits for it to
+ * be ready. Fails (bench_fail) on any error or after a 10 s deadline. */
 void bench_platform_start(bench_platform_t *p);
+
+/* ---- CURVE keys (docs/security.md) -------------------------------------------- */
+
+/* The platform's public key, Z85 (after bench_platform_start). */
+const char *bench_platform_public_key(void);
+
+/* Adds `id` ("host-<uuid>" or "hostboot-<name>") -> `public_z85` to the
+ * authorized keys, in memory; bench_authorized_flush writes them. */
+void bench_authorize(const char *id, const char *public_z85);
+
+/* Writes platformd's bus.authorized_keys_file (atomically: a temp file
+ * renamed over it, mode 0600) if keys were added since the last write.
+ * platformd re-reads it when a handshake brings a key it does not know
+ * (platformd/zap.c), so a client connecting after this is admitted at once.
+ * Returns the number of keys in the file. */
+size_t bench_authorized_flush(void);
+
+/* The driver's own children that cleanup must kill (the raw routers of
+ * bench_bus): at most 8 at a time. */
+void bench_add_child(pid_t pid);
+void bench_forget_child(pid_t pid);
 
 pid_t bench_platformd_pid(void);
 /* "tcp://127.0.0.1:<port>" of platformd's ROUTER (after bench_platform_start). */

@@ -8,6 +8,7 @@
 #include <zmq.h>
 
 #include "benchlib.h"
+#include "plat/keys.h"
 #include "plat/plat.h"
 
 struct bench_peer {
@@ -16,9 +17,11 @@ struct bench_peer {
     char boot_id[PLAT_UUID_LEN + 1];
     uint64_t seq;
     uint64_t pings;
+    char endpoint[256];
 };
 
-bench_peer_t *bench_peer_new(void *zctx, const char *endpoint, const char *id)
+bench_peer_t *bench_peer_new(void *zctx, const char *endpoint, const char *id,
+                             const char *server_z85)
 {
     bench_peer_t *p = calloc(1, sizeof *p);
     if (!p)
@@ -35,14 +38,33 @@ bench_peer_t *bench_peer_new(void *zctx, const char *endpoint, const char *id)
         bench_fail("cannot make a boot id");
     p->sock = zmq_socket(zctx, ZMQ_DEALER);
     int linger = 0, hwm = 100000;
+    snprintf(p->endpoint, sizeof p->endpoint, "%s", endpoint);
     if (!p->sock || zmq_setsockopt(p->sock, ZMQ_ROUTING_ID, p->id, strlen(p->id)) != 0 ||
         zmq_setsockopt(p->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_setsockopt(p->sock, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
-        zmq_setsockopt(p->sock, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
-        zmq_connect(p->sock, endpoint) != 0)
-        bench_fail("peer %s: cannot connect to %s: %s", p->id, endpoint,
-                   zmq_strerror(zmq_errno()));
+        zmq_setsockopt(p->sock, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0)
+        bench_fail("peer %s: socket: %s", p->id, zmq_strerror(zmq_errno()));
+    if (server_z85) {
+        plat_keypair_t kp;
+        int rc = plat_keys_new(&kp);
+        if (rc < 0)
+            bench_fail("peer %s: cannot make a key pair: %s", p->id, strerror(-rc));
+        if (zmq_setsockopt(p->sock, ZMQ_CURVE_SERVERKEY, server_z85, PLAT_KEY_Z85_LEN) != 0 ||
+            zmq_setsockopt(p->sock, ZMQ_CURVE_PUBLICKEY, kp.public_z85, PLAT_KEY_Z85_LEN) != 0 ||
+            zmq_setsockopt(p->sock, ZMQ_CURVE_SECRETKEY, kp.secret_z85, PLAT_KEY_Z85_LEN) != 0)
+            bench_fail("peer %s: CURVE: %s", p->id, zmq_strerror(zmq_errno()));
+        bench_authorize(p->id, kp.public_z85);
+        plat_keys_wipe(&kp);
+    }
     return p;
+}
+
+void bench_peer_connect(bench_peer_t *p)
+{
+    bench_authorized_flush();
+    if (zmq_connect(p->sock, p->endpoint) != 0)
+        bench_fail("peer %s: cannot connect to %s: %s", p->id, p->endpoint,
+                   zmq_strerror(zmq_errno()));
 }
 
 void bench_peer_destroy(bench_peer_t **pp)
@@ -162,7 +184,8 @@ void bench_peer_register(bench_peer_t *p, int timeout_ms)
         plat_msg_host_ready(p->id, (int32_t)getpid(), "c", "1", "dev", PLAT_VERSION, 1);
     if (!r)
         bench_fail("out of memory");
-    uint64_t seq = bench_peer_send(p, r, PLAT_PLATFORM_ID, PLAT__MESSAGE_KIND__MESSAGE_KIND_REQUEST, 0);
+    uint64_t seq =
+        bench_peer_send(p, r, PLAT_PLATFORM_ID, PLAT__MESSAGE_KIND__MESSAGE_KIND_REQUEST, 0);
     plat_envelope_free(&r);
     uint64_t t0 = bench_now_ns();
     while (bench_ms_since(t0) < timeout_ms) {
@@ -176,8 +199,7 @@ void bench_peer_register(bench_peer_t *p, int timeout_ms)
                        m->header->seq_no == seq;
             const Plat__ErrorMessage *e = m->header->error;
             if (ack && e && e->code != 0)
-                bench_fail("peer %s: registration refused: %s (%s)", p->id, e->message,
-                           e->detail);
+                bench_fail("peer %s: registration refused: %s (%s)", p->id, e->message, e->detail);
             plat_envelope_free(&m);
             if (ack)
                 return;

@@ -5,7 +5,13 @@
  *
  * A peer registers as a dev host (Control.ready, REQUEST; the platform
  * answers register_ack) and answers the platform's pings with pongs in
- * bench_peer_recv, so it stays "ready" for as long as the driver polls it. */
+ * bench_peer_recv, so it stays "ready" for as long as the driver polls it.
+ *
+ * With CURVE (the platform's default) a peer is a CURVE client with a key
+ * pair of its own, authorized for its id in platformd's authorized keys
+ * file, as an operator authorizes a dev host (docs/security.md). Create
+ * many peers first, then connect them: the file is written once, by the
+ * first bench_peer_connect after keys were added. */
 #ifndef PLAT_BENCHPEER_H
 #define PLAT_BENCHPEER_H
 
@@ -18,8 +24,16 @@
 typedef struct bench_peer bench_peer_t;
 
 /* A DEALER with routing id `id` ("host-<uuid>"; NULL: a new random one)
- * connected to `endpoint`. Fails the run on error. */
-bench_peer_t *bench_peer_new(void *zctx, const char *endpoint, const char *id);
+ * for `endpoint`, not connected yet. `server_z85`: the platform's public key
+ * (bench_platform_public_key()) — the peer gets a fresh key pair, set on
+ * the socket and added to the authorized keys as `id` (bench_authorize);
+ * NULL: a plaintext peer. Fails the run on error. */
+bench_peer_t *bench_peer_new(void *zctx, const char *endpoint, const char *id,
+                             const char *server_z85);
+
+/* Writes the authorized keys file if keys were added (bench_authorized_flush),
+ * then connects. Fails the run on error. */
+void bench_peer_connect(bench_peer_t *p);
 void bench_peer_destroy(bench_peer_t **p);
 
 const char *bench_peer_id(const bench_peer_t *p);
