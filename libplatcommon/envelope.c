@@ -73,6 +73,45 @@ int plat_envelope_validate(const Plat__PlatformMessage *m, const char **why)
     return w ? -EPROTO : 0;
 }
 
+/* protobuf-c keeps an unknown field of field number 0 (which no encoder may
+ * write) and writes it back on encode, producing bytes no decoder takes:
+ * such a message is garbage. Unknown fields with valid numbers (a newer
+ * peer's additions) stay accepted. Walks every sub-message. */
+static bool has_invalid_unknown(const ProtobufCMessage *msg, int depth)
+{
+    if (!msg || depth > 32)
+        return depth > 32;
+    for (unsigned i = 0; i < msg->n_unknown_fields; i++)
+        if (msg->unknown_fields[i].tag == 0)
+            return true;
+    const ProtobufCMessageDescriptor *d = msg->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        const char *base = (const char *)msg;
+        if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+            uint32_t which = *(const uint32_t *)(const void *)(base + f->quantifier_offset);
+            if (which != f->id)
+                continue;
+        }
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(const void *)(base + f->quantifier_offset);
+            ProtobufCMessage *const *arr =
+                *(ProtobufCMessage *const *const *)(const void *)(base + f->offset);
+            for (size_t k = 0; k < n; k++)
+                if (has_invalid_unknown(arr[k], depth + 1))
+                    return true;
+        } else {
+            const ProtobufCMessage *sub =
+                *(const ProtobufCMessage *const *)(const void *)(base + f->offset);
+            if (has_invalid_unknown(sub, depth + 1))
+                return true;
+        }
+    }
+    return false;
+}
+
 int plat_envelope_decode(const uint8_t *buf, size_t len, size_t max_size,
                          Plat__PlatformMessage **out, const char **why)
 {
@@ -92,6 +131,10 @@ int plat_envelope_decode(const uint8_t *buf, size_t len, size_t max_size,
         return -EBADMSG;
     }
     Plat__PlatformMessage *m = plat__platform_message__unpack(NULL, len, buf);
+    if (m && has_invalid_unknown(&m->base, 0)) {
+        plat__platform_message__free_unpacked(m, NULL);
+        m = NULL;
+    }
     if (!m) {
         if (why)
             *why = "not a PlatformMessage (truncated or garbage)";
