@@ -357,6 +357,25 @@ static void begin_call(pd_store_t *s)
     s->why[0] = '\0';
 }
 
+/* One row of a listing: read it and hand it to the caller's callback;
+ * non-zero stops the listing and is returned by each_row. */
+typedef int (*row_fn)(pd_store_t *s, sqlite3_stmt *st, void *ctx);
+
+/* Step a bound statement to its end, calling `fn` on each row. */
+static int each_row(pd_store_t *s, sqlite3_stmt *st, const char *what, row_fn fn, void *ctx)
+{
+    for (;;) {
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+            return 0;
+        if (rc != SQLITE_ROW)
+            return fail_sql(s, rc, what);
+        int r = fn(s, st, ctx);
+        if (r != 0)
+            return r;
+    }
+}
+
 /* --- open / close ------------------------------------------------------ */
 
 static int exec_sql(sqlite3 *db, const char *sql)
@@ -805,6 +824,22 @@ int pd_store_get_package(pd_store_t *s, const char *id, const char *version,
     return r;
 }
 
+typedef struct {
+    pd_store_package_cb cb;
+    void *arg;
+} package_rows_t;
+
+static int package_row(pd_store_t *s, sqlite3_stmt *st, void *ctx)
+{
+    package_rows_t *c = ctx;
+    pd_store_package_t p;
+    int r = read_package(s, st, &p);
+    if (r == 0)
+        r = c->cb(&p, c->arg);
+    pd_store_package_clear(&p);
+    return r;
+}
+
 int pd_store_list_packages(pd_store_t *s, pd_store_package_cb cb, void *arg)
 {
     if (!s || !cb)
@@ -814,22 +849,7 @@ int pd_store_list_packages(pd_store_t *s, pd_store_package_cb cb, void *arg)
     int r = stmt_get(s, ST_LIST_PACKAGES, &st);
     if (r < 0)
         return r;
-    for (;;) {
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_DONE)
-            break;
-        if (rc != SQLITE_ROW) {
-            r = fail_sql(s, rc, "list packages");
-            break;
-        }
-        pd_store_package_t p;
-        r = read_package(s, st, &p);
-        if (r == 0)
-            r = cb(&p, arg);
-        pd_store_package_clear(&p);
-        if (r != 0)
-            break;
-    }
+    r = each_row(s, st, "list packages", package_row, &(package_rows_t){cb, arg});
     stmt_put(s, ST_LIST_PACKAGES);
     return r;
 }
@@ -953,6 +973,22 @@ int pd_store_get_instance(pd_store_t *s, const char *uuid, pd_store_instance_t *
     return r;
 }
 
+typedef struct {
+    pd_store_instance_cb cb;
+    void *arg;
+} instance_rows_t;
+
+static int instance_row(pd_store_t *s, sqlite3_stmt *st, void *ctx)
+{
+    instance_rows_t *c = ctx;
+    pd_store_instance_t i;
+    int r = read_instance(s, st, &i);
+    if (r == 0)
+        r = c->cb(&i, c->arg);
+    pd_store_instance_clear(&i);
+    return r;
+}
+
 int pd_store_list_instances(pd_store_t *s, const char *org, pd_store_instance_cb cb, void *arg)
 {
     if (!s || !cb)
@@ -965,22 +1001,7 @@ int pd_store_list_instances(pd_store_t *s, const char *org, pd_store_instance_cb
         return r;
     if (org)
         bind_text(st, 1, org);
-    for (;;) {
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_DONE)
-            break;
-        if (rc != SQLITE_ROW) {
-            r = fail_sql(s, rc, "list instances");
-            break;
-        }
-        pd_store_instance_t i;
-        r = read_instance(s, st, &i);
-        if (r == 0)
-            r = cb(&i, arg);
-        pd_store_instance_clear(&i);
-        if (r != 0)
-            break;
-    }
+    r = each_row(s, st, "list instances", instance_row, &(instance_rows_t){cb, arg});
     stmt_put(s, id);
     return r;
 }
@@ -1094,6 +1115,28 @@ int pd_store_record_action(pd_store_t *s, const char *uuid, const char *action, 
     return r;
 }
 
+typedef struct {
+    pd_store_action_cb cb;
+    void *arg;
+} action_rows_t;
+
+static int action_row(pd_store_t *s, sqlite3_stmt *st, void *ctx)
+{
+    action_rows_t *c = ctx;
+    pd_store_action_t a;
+    memset(&a, 0, sizeof a);
+    a.id = sqlite3_column_int64(st, 0);
+    int r = col_copy(s, st, 1, a.uuid, sizeof a.uuid);
+    if (!r)
+        r = col_copy(s, st, 2, a.action, sizeof a.action);
+    if (!r)
+        r = col_copy(s, st, 3, a.result, sizeof a.result);
+    if (!r)
+        r = col_copy(s, st, 4, a.error, sizeof a.error);
+    a.at = sqlite3_column_int64(st, 5);
+    return r ? r : c->cb(&a, c->arg);
+}
+
 int pd_store_list_actions(pd_store_t *s, const char *uuid, int limit, pd_store_action_cb cb,
                           void *arg)
 {
@@ -1108,30 +1151,7 @@ int pd_store_list_actions(pd_store_t *s, const char *uuid, int limit, pd_store_a
     sqlite3_bind_int(st, 1, limit > 0 ? limit : -1); /* LIMIT -1 = none */
     if (uuid)
         bind_text(st, 2, uuid);
-    for (;;) {
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_DONE)
-            break;
-        if (rc != SQLITE_ROW) {
-            r = fail_sql(s, rc, "list actions");
-            break;
-        }
-        pd_store_action_t a;
-        memset(&a, 0, sizeof a);
-        a.id = sqlite3_column_int64(st, 0);
-        r = col_copy(s, st, 1, a.uuid, sizeof a.uuid);
-        if (!r)
-            r = col_copy(s, st, 2, a.action, sizeof a.action);
-        if (!r)
-            r = col_copy(s, st, 3, a.result, sizeof a.result);
-        if (!r)
-            r = col_copy(s, st, 4, a.error, sizeof a.error);
-        a.at = sqlite3_column_int64(st, 5);
-        if (r == 0)
-            r = cb(&a, arg);
-        if (r != 0)
-            break;
-    }
+    r = each_row(s, st, "list actions", action_row, &(action_rows_t){cb, arg});
     stmt_put(s, id);
     return r;
 }
@@ -1312,6 +1332,29 @@ int pd_store_delete_tasks_of(pd_store_t *s, const char *instance, int64_t *delet
     return r;
 }
 
+typedef struct {
+    pd_store_task_cb cb;
+    void *arg;
+} task_rows_t;
+
+static int task_row(pd_store_t *s, sqlite3_stmt *st, void *ctx)
+{
+    task_rows_t *c = ctx;
+    pd_store_task_t t;
+    memset(&t, 0, sizeof t);
+    int r = col_copy(s, st, 0, t.instance, sizeof t.instance);
+    if (!r)
+        r = col_copy(s, st, 1, t.name, sizeof t.name);
+    if (!r)
+        r = col_copy(s, st, 2, t.cron, sizeof t.cron);
+    t.next_due = sqlite3_column_int64(st, 3);
+    t.last_run = sqlite3_column_int64(st, 4);
+    if (!r)
+        r = col_copy(s, st, 5, t.last_result, sizeof t.last_result);
+    t.created_at = sqlite3_column_int64(st, 6);
+    return r ? r : c->cb(&t, c->arg);
+}
+
 int pd_store_list_tasks(pd_store_t *s, const char *instance, pd_store_task_cb cb, void *arg)
 {
     if (!s || !cb)
@@ -1324,31 +1367,7 @@ int pd_store_list_tasks(pd_store_t *s, const char *instance, pd_store_task_cb cb
         return r;
     if (instance)
         bind_text(st, 1, instance);
-    for (;;) {
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_DONE)
-            break;
-        if (rc != SQLITE_ROW) {
-            r = fail_sql(s, rc, "list tasks");
-            break;
-        }
-        pd_store_task_t t;
-        memset(&t, 0, sizeof t);
-        r = col_copy(s, st, 0, t.instance, sizeof t.instance);
-        if (!r)
-            r = col_copy(s, st, 1, t.name, sizeof t.name);
-        if (!r)
-            r = col_copy(s, st, 2, t.cron, sizeof t.cron);
-        t.next_due = sqlite3_column_int64(st, 3);
-        t.last_run = sqlite3_column_int64(st, 4);
-        if (!r)
-            r = col_copy(s, st, 5, t.last_result, sizeof t.last_result);
-        t.created_at = sqlite3_column_int64(st, 6);
-        if (r == 0)
-            r = cb(&t, arg);
-        if (r != 0)
-            break;
-    }
+    r = each_row(s, st, "list tasks", task_row, &(task_rows_t){cb, arg});
     stmt_put(s, id);
     return r;
 }
@@ -1392,6 +1411,24 @@ int pd_store_delete_service(pd_store_t *s, const char *instance)
     return r;
 }
 
+typedef struct {
+    pd_store_service_cb cb;
+    void *arg;
+} service_rows_t;
+
+static int service_row(pd_store_t *s, sqlite3_stmt *st, void *ctx)
+{
+    service_rows_t *c = ctx;
+    pd_store_service_t v;
+    memset(&v, 0, sizeof v);
+    int r = col_copy(s, st, 0, v.instance, sizeof v.instance);
+    v.port = (uint32_t)sqlite3_column_int(st, 1);
+    if (!r)
+        r = col_copy(s, st, 2, v.health_path, sizeof v.health_path);
+    v.registered_at = sqlite3_column_int64(st, 3);
+    return r ? r : c->cb(&v, c->arg);
+}
+
 int pd_store_list_services(pd_store_t *s, pd_store_service_cb cb, void *arg)
 {
     if (!s || !cb)
@@ -1401,26 +1438,7 @@ int pd_store_list_services(pd_store_t *s, pd_store_service_cb cb, void *arg)
     int r = stmt_get(s, ST_LIST_SERVICES, &st);
     if (r < 0)
         return r;
-    for (;;) {
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_DONE)
-            break;
-        if (rc != SQLITE_ROW) {
-            r = fail_sql(s, rc, "list services");
-            break;
-        }
-        pd_store_service_t v;
-        memset(&v, 0, sizeof v);
-        r = col_copy(s, st, 0, v.instance, sizeof v.instance);
-        v.port = (uint32_t)sqlite3_column_int(st, 1);
-        if (!r)
-            r = col_copy(s, st, 2, v.health_path, sizeof v.health_path);
-        v.registered_at = sqlite3_column_int64(st, 3);
-        if (r == 0)
-            r = cb(&v, arg);
-        if (r != 0)
-            break;
-    }
+    r = each_row(s, st, "list services", service_row, &(service_rows_t){cb, arg});
     stmt_put(s, ST_LIST_SERVICES);
     return r;
 }
