@@ -28,6 +28,7 @@ typedef struct {
     uint64_t last_seen_ms;
     uint64_t busy_window_ms; /* start of the current second of -EBUSY answers */
     unsigned busy_answers;   /* answered in that second */
+    char route[PLAT_ID_MAX + 1]; /* routing id its authenticated messages came from */
     pending_t *pend;
     unsigned n_pend, cap_pend;
 } peer_t;
@@ -50,25 +51,35 @@ struct plat_bus {
     void *on_tx_arg;
     uint32_t rate_per_sec, rate_burst, max_pending;
     bool allow_peer_to_peer;
-    zhashx_t *peers; /* ROUTER with limits: id -> peer_t* (owned) */
+    bool curve;      /* ROUTER: CURVE server, routes must carry a token */
+    zhashx_t *peers; /* ROUTER: id -> peer_t* (owned): route and limits */
 };
 
-static const char *const g_drop_names[PLAT_BUS_DROP__COUNT] = {
-    [PLAT_BUS_DROP_FRAMES] = "wrong frames",
-    [PLAT_BUS_DROP_TOO_BIG] = "too big",
-    [PLAT_BUS_DROP_UNDECODABLE] = "undecodable",
-    [PLAT_BUS_DROP_INVALID] = "invalid envelope",
-    [PLAT_BUS_DROP_SPOOFED] = "spoofed source",
-    [PLAT_BUS_DROP_LATE_REPLY] = "late reply",
-    [PLAT_BUS_DROP_MISDIRECTED] = "misdirected",
-    [PLAT_BUS_DROP_FORBIDDEN] = "forbidden destination",
-    [PLAT_BUS_DROP_RATE_LIMITED] = "rate limited",
-    [PLAT_BUS_DROP_BUSY] = "too many pending requests",
+/* Each drop reason: its name for people, its key for metrics labels. */
+static const struct {
+    const char *name, *key;
+} g_drops[PLAT_BUS_DROP__COUNT] = {
+    [PLAT_BUS_DROP_FRAMES] = {"wrong frames", "frames"},
+    [PLAT_BUS_DROP_TOO_BIG] = {"too big", "too_big"},
+    [PLAT_BUS_DROP_UNDECODABLE] = {"undecodable", "undecodable"},
+    [PLAT_BUS_DROP_INVALID] = {"invalid envelope", "invalid"},
+    [PLAT_BUS_DROP_SPOOFED] = {"spoofed source", "spoofed"},
+    [PLAT_BUS_DROP_LATE_REPLY] = {"late reply", "late_reply"},
+    [PLAT_BUS_DROP_MISDIRECTED] = {"misdirected", "misdirected"},
+    [PLAT_BUS_DROP_FORBIDDEN] = {"forbidden destination", "forbidden"},
+    [PLAT_BUS_DROP_RATE_LIMITED] = {"rate limited", "rate_limited"},
+    [PLAT_BUS_DROP_BUSY] = {"too many pending requests", "busy"},
+    [PLAT_BUS_DROP_NO_ROUTE_TOKEN] = {"routing id without token", "no_route_token"},
 };
 
 const char *plat_bus_drop_name(plat_bus_drop_t reason)
 {
-    return reason < PLAT_BUS_DROP__COUNT ? g_drop_names[reason] : "unknown";
+    return (unsigned)reason < PLAT_BUS_DROP__COUNT ? g_drops[reason].name : "unknown";
+}
+
+const char *plat_bus_drop_key(plat_bus_drop_t reason)
+{
+    return (unsigned)reason < PLAT_BUS_DROP__COUNT ? g_drops[reason].key : "unknown";
 }
 
 static unsigned channel_index(Plat__PlatformMessage__ChannelCase c)
@@ -111,8 +122,6 @@ static void peer_free(void **item)
     }
     *item = NULL;
 }
-
-static bool limits_on(const plat_bus_t *bus) { return bus->peers != NULL; }
 
 /* Forget peers idle for a while with nothing pending, so the table stays
  * as small as the set of live peers. */
@@ -191,7 +200,7 @@ static void peer_add_pending(peer_t *p, uint64_t seq, uint64_t deadline)
 
 static void peer_answered(plat_bus_t *bus, const char *id, uint64_t seq)
 {
-    peer_t *p = limits_on(bus) ? zhashx_lookup(bus->peers, id) : NULL;
+    peer_t *p = bus->peers ? zhashx_lookup(bus->peers, id) : NULL;
     if (!p)
         return;
     for (unsigned i = 0; i < p->n_pend; i++)
@@ -247,14 +256,45 @@ static bool admit_rate(plat_bus_t *bus, peer_t *p, const char *from,
     return false;
 }
 
+/* Remember the route a peer's authenticated message came from: sends to
+ * the peer go there (route_of). Never logged: the token is what keeps
+ * other keys off the route. */
+static void peer_learn_route(peer_t *p, const char *route, const char *id)
+{
+    if (!p || strcmp(p->route, route) == 0)
+        return;
+    plat_log_debug("bus", "%s route id=%s", p->route[0] ? "new" : "learned", id);
+    snprintf(p->route, sizeof p->route, "%s", route);
+}
+
+/* The routing id to send to `dst` on a ROUTER: the route learned from its
+ * authenticated messages; without one, the bare id on a plaintext bus and
+ * nothing (unroutable) with CURVE, where a bare id is anyone's to claim. */
+static const char *route_of(plat_bus_t *bus, const char *dst)
+{
+    if (bus->role != PLAT_ENDPOINT_ROUTER)
+        return dst;
+    peer_t *p = bus->peers ? zhashx_lookup(bus->peers, dst) : NULL;
+    if (p && p->route[0])
+        return p->route;
+    return bus->curve ? NULL : dst;
+}
+
 static int on_readable(void *arg)
 {
     plat_bus_t *bus = arg;
-    char peer[PLAT_ID_MAX + 1];
+    char route[PLAT_ID_MAX + 1];
     zmq_msg_t payload;
-    int rc = plat_endpoint_recv(bus->ep, peer, &payload);
+    int rc = plat_endpoint_recv(bus->ep, route, &payload);
     if (rc == -EAGAIN)
         return 0;
+    char peer[PLAT_ID_MAX + 1] = "";
+    bool has_token = false;
+    if ((rc == 0 || rc == -EPROTO) && bus->role == PLAT_ENDPOINT_ROUTER &&
+        plat_route_parse(route, peer, &has_token) < 0 && rc == 0) {
+        zmq_msg_close(&payload);
+        rc = -EPROTO;
+    }
     if (rc == -EPROTO) {
         drop(bus, PLAT_BUS_DROP_FRAMES, peer, NULL, "wrong number of frames or bad routing id");
         return 1;
@@ -266,9 +306,11 @@ static int on_readable(void *arg)
                                                         : PLAT_PLATFORM_ID;
     char from_copy[PLAT_ID_MAX + 1];
     snprintf(from_copy, sizeof from_copy, "%s", from);
-    /* With CURVE the routing id must be the authenticated one as well:
-     * ROUTER_HANDOVER would otherwise let one key take another's route. */
-    bool route_ok = bus->role != PLAT_ENDPOINT_ROUTER || strcmp(peer, from_copy) == 0;
+    /* With CURVE the routing id must name the authenticated identity and
+     * carry a token: ROUTER_HANDOVER would otherwise let one key take
+     * another's route (plat_route_new). */
+    bool route_ok = bus->role != PLAT_ENDPOINT_ROUTER ||
+                    (strcmp(peer, from_copy) == 0 && (has_token || !bus->curve));
 
     uint64_t now = plat_mono_ms();
     const uint8_t *raw = zmq_msg_data(&payload);
@@ -286,7 +328,7 @@ static int on_readable(void *arg)
         zmq_msg_close(&payload);
         return 1;
     }
-    peer_t *lp = route_ok && limits_on(bus) ? peer_get(bus, from_copy, now) : NULL;
+    peer_t *lp = route_ok && bus->peers ? peer_get(bus, from_copy, now) : NULL;
     if (lp && !admit_rate(bus, lp, from_copy, m, now)) {
         plat_envelope_free(&m);
         zmq_msg_close(&payload);
@@ -295,10 +337,16 @@ static int on_readable(void *arg)
     const Plat__Header *h = m->header;
     bool is_reply = h->kind == PLAT__MESSAGE_KIND__MESSAGE_KIND_REPLY;
     bool for_us = strcmp(h->destination->id, bus->identity) == 0;
-    if (!route_ok) {
+    bool source_ok = bus->role != PLAT_ENDPOINT_ROUTER || strcmp(h->source->id, from_copy) == 0;
+    if (route_ok && source_ok && bus->role == PLAT_ENDPOINT_ROUTER)
+        peer_learn_route(lp, route, from_copy);
+    if (!route_ok && strcmp(peer, from_copy) == 0) {
+        drop(bus, PLAT_BUS_DROP_NO_ROUTE_TOKEN, from_copy, m,
+             "routing id carries no token: the route could be taken over");
+    } else if (!route_ok) {
         drop(bus, PLAT_BUS_DROP_SPOOFED, from_copy, m,
              "routing id is not the connection's authenticated identity");
-    } else if (bus->role == PLAT_ENDPOINT_ROUTER && strcmp(h->source->id, from_copy) != 0) {
+    } else if (!source_ok) {
         drop(bus, PLAT_BUS_DROP_SPOOFED, from_copy, m, "source id is not the sender's identity");
     } else if (bus->role == PLAT_ENDPOINT_DEALER && !for_us) {
         drop(bus, PLAT_BUS_DROP_MISDIRECTED, from_copy, m, "destination is not this endpoint");
@@ -365,15 +413,22 @@ plat_bus_t *plat_bus_new(uv_loop_t *loop, const plat_bus_opts_t *opts)
     bus->rate_per_sec = opts->rate_per_sec;
     bus->rate_burst = opts->rate_burst ? opts->rate_burst : opts->rate_per_sec;
     bus->max_pending = opts->max_pending;
-    if (opts->role == PLAT_ENDPOINT_ROUTER && (bus->rate_per_sec || bus->max_pending)) {
+    bus->curve = opts->role == PLAT_ENDPOINT_ROUTER && opts->endpoint.curve_secret;
+    if (opts->role == PLAT_ENDPOINT_ROUTER) {
         bus->peers = zhashx_new();
         if (!bus->peers)
             goto fail;
         zhashx_set_destructor(bus->peers, peer_free);
     }
-    bus->ep = opts->role == PLAT_ENDPOINT_ROUTER
-                  ? plat_endpoint_router_new(opts->address, &opts->endpoint)
-                  : plat_endpoint_dealer_new(opts->identity, opts->address, &opts->endpoint);
+    if (opts->role == PLAT_ENDPOINT_ROUTER) {
+        bus->ep = plat_endpoint_router_new(opts->address, &opts->endpoint);
+    } else {
+        char route[PLAT_ID_MAX + 1];
+        int rrc = plat_route_new(opts->identity, route);
+        errno = -rrc;
+        bus->ep = rrc < 0 ? NULL : plat_endpoint_dealer_new(route, opts->address, &opts->endpoint);
+        explicit_bzero(route, sizeof route);
+    }
     if (!bus->ep)
         goto fail;
     bus->sync = plat_sync_new(loop);
@@ -465,7 +520,8 @@ static int send_encoded(plat_bus_t *bus, const char *peer, const Plat__PlatformM
     size_t len = 0;
     int rc = plat_envelope_encode(msg, bus->max_msg_size, &buf, &len);
     if (rc == 0) {
-        rc = plat_endpoint_send(bus->ep, peer, buf, len);
+        const char *route = route_of(bus, peer);
+        rc = route ? plat_endpoint_send(bus->ep, route, buf, len) : -EHOSTUNREACH;
         free(buf);
     }
     if (rc == 0) {
@@ -554,7 +610,8 @@ int plat_bus_reply_error(plat_bus_t *bus, const Plat__PlatformMessage *request, 
 
 int plat_bus_forward(plat_bus_t *bus, const char *peer, const uint8_t *raw, size_t len)
 {
-    int rc = plat_endpoint_send(bus->ep, peer, raw, len);
+    const char *route = route_of(bus, peer);
+    int rc = route ? plat_endpoint_send(bus->ep, route, raw, len) : -EHOSTUNREACH;
     if (rc == 0)
         bus->stats.forwarded++;
     else

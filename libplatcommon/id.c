@@ -52,12 +52,11 @@ plat_id_kind_t plat_id_kind(const char *id)
     return PLAT_ID_INVALID;
 }
 
-int plat_uuid_new(char out[PLAT_UUID_LEN + 1])
+int plat_random_bytes(void *buf, size_t len)
 {
-    unsigned char b[16];
     size_t got = 0;
-    while (got < sizeof b) {
-        ssize_t n = getrandom(b + got, sizeof b - got, 0);
+    while (got < len) {
+        ssize_t n = getrandom((unsigned char *)buf + got, len - got, 0);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -65,6 +64,61 @@ int plat_uuid_new(char out[PLAT_UUID_LEN + 1])
         }
         got += (size_t)n;
     }
+    return 0;
+}
+
+int plat_route_new(const char *id, char out[PLAT_ID_MAX + 1])
+{
+    out[0] = 0;
+    if (plat_id_kind(id) == PLAT_ID_INVALID)
+        return -EINVAL;
+    size_t n = strlen(id);
+    if (n + 1 + PLAT_ROUTE_TOKEN_LEN > PLAT_ID_MAX)
+        return -ENAMETOOLONG;
+    unsigned char t[PLAT_ROUTE_TOKEN_LEN / 2];
+    int rc = plat_random_bytes(t, sizeof t);
+    if (rc < 0)
+        return rc;
+    static const char hex[] = "0123456789abcdef";
+    memcpy(out, id, n);
+    out[n++] = PLAT_ROUTE_SEP;
+    for (size_t i = 0; i < sizeof t; i++) {
+        out[n++] = hex[t[i] >> 4];
+        out[n++] = hex[t[i] & 15];
+    }
+    out[n] = 0;
+    explicit_bzero(t, sizeof t);
+    return 0;
+}
+
+int plat_route_parse(const char *route, char id_out[PLAT_ID_MAX + 1], bool *has_token)
+{
+    id_out[0] = 0;
+    *has_token = false;
+    const char *sep = route ? strchr(route, PLAT_ROUTE_SEP) : NULL;
+    size_t n = sep ? (size_t)(sep - route) : (route ? strlen(route) : 0);
+    if (n == 0 || n > PLAT_ID_MAX)
+        return -EINVAL;
+    if (sep) {
+        const char *t = sep + 1;
+        if (strlen(t) != PLAT_ROUTE_TOKEN_LEN)
+            return -EINVAL;
+        for (size_t i = 0; i < PLAT_ROUTE_TOKEN_LEN; i++)
+            if (!((t[i] >= '0' && t[i] <= '9') || (t[i] >= 'a' && t[i] <= 'f')))
+                return -EINVAL;
+        *has_token = true;
+    }
+    memcpy(id_out, route, n);
+    id_out[n] = 0;
+    return 0;
+}
+
+int plat_uuid_new(char out[PLAT_UUID_LEN + 1])
+{
+    unsigned char b[16];
+    int rc = plat_random_bytes(b, sizeof b);
+    if (rc < 0)
+        return rc;
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
     snprintf(out, PLAT_UUID_LEN + 1,

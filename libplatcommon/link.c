@@ -2,6 +2,7 @@
  * lost or restarted platform, re-register with backoff. */
 #include "plat/link.h"
 
+#include <czmq.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include "plat/envelope.h"
 #include "plat/log.h"
 #include "plat/msg.h"
+#include "plat/uvzmq.h"
 
 struct plat_link {
     uv_loop_t *loop;
@@ -30,6 +32,9 @@ struct plat_link {
     uint32_t miss;
     uint64_t last_rx_ms;
     unsigned attempts;
+    zsock_t *monitor;          /* PAIR: the DEALER's handshake events */
+    plat_uvzmq_t *monitor_watch;
+    unsigned handshakes;       /* connections to the platform completed */
 };
 
 /* Library code does not log above debug: events an operator should see
@@ -261,6 +266,79 @@ static void on_drop(plat_bus_t *bus, plat_bus_drop_t reason, const char *peer,
              why, l->identity, msg ? (unsigned long long)msg->header->seq_no : 0ULL);
 }
 
+/* A handshake after the first is a new connection to the platform: a
+ * restarted platform, or the same one after a broken connection. Either
+ * way it knows this endpoint's route only from a message the endpoint
+ * sends (bus.h, receive path 2), and a restarted one does not know the
+ * endpoint at all: register again now instead of waiting to notice the
+ * silence (heartbeat_interval x heartbeat_miss). */
+static int on_monitor_readable(void *arg)
+{
+    plat_link_t *l = arg;
+    zmq_msg_t ev;
+    zmq_msg_init(&ev);
+    if (zmq_msg_recv(&ev, zsock_resolve(l->monitor), ZMQ_DONTWAIT) < 0) {
+        int e = errno;
+        zmq_msg_close(&ev);
+        return e == EAGAIN || e == EINTR ? 0 : -e;
+    }
+    uint16_t event = 0;
+    bool first = zmq_msg_size(&ev) >= 6;
+    if (first)
+        memcpy(&event, zmq_msg_data(&ev), sizeof event);
+    while (zmq_msg_more(&ev)) { /* the second frame: the endpoint address */
+        zmq_msg_close(&ev);
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, zsock_resolve(l->monitor), ZMQ_DONTWAIT) < 0)
+            break;
+    }
+    zmq_msg_close(&ev);
+    if (!first || event != ZMQ_EVENT_HANDSHAKE_SUCCEEDED || l->destroying)
+        return 1;
+    if (++l->handshakes > 1 && l->state == PLAT_LINK_REGISTERED) {
+        say(l, PLAT_LOG_NOTICE, "connected to the platform again, re-registering id=%s "
+                                "platform_boot_id=%s",
+            l->identity, l->platform_boot_id);
+        reregister(l, PLAT_LINK_REGISTERING);
+    }
+    return 1;
+}
+
+static void monitor_stop(plat_link_t *l)
+{
+    if (!l->monitor)
+        return;
+    plat_uvzmq_close(&l->monitor_watch);
+    if (l->bus)
+        zmq_socket_monitor(plat_endpoint_handle(plat_bus_endpoint(l->bus)), NULL, 0);
+    zsock_destroy(&l->monitor);
+}
+
+static int monitor_start(plat_link_t *l)
+{
+    /* A fresh name each time: a stopped monitor's inproc name may stay
+     * bound for a moment after zmq_socket_monitor(NULL). */
+    static unsigned long seq;
+    char addr[64];
+    snprintf(addr, sizeof addr, "inproc://plat-link-monitor-%lu",
+             __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
+    void *s = plat_endpoint_handle(plat_bus_endpoint(l->bus));
+    if (zmq_socket_monitor(s, addr, ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0)
+        return -errno;
+    l->monitor = zsock_new(ZMQ_PAIR);
+    if (!l->monitor || zsock_connect(l->monitor, "%s", addr) != 0) {
+        monitor_stop(l);
+        return -ENOMEM;
+    }
+    l->monitor_watch = plat_uvzmq_new(l->loop, zsock_resolve(l->monitor), 16,
+                                      on_monitor_readable, l);
+    if (!l->monitor_watch) {
+        monitor_stop(l);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 plat_link_t *plat_link_new(uv_loop_t *loop, const plat_link_opts_t *opts)
 {
     if (!loop || !opts || !opts->identity || !opts->platform_address ||
@@ -305,6 +383,13 @@ plat_link_t *plat_link_new(uv_loop_t *loop, const plat_link_opts_t *opts)
         errno = e;
         return NULL;
     }
+    int mrc = monitor_start(l);
+    if (mrc < 0) {
+        plat_bus_destroy(&l->bus);
+        free(l);
+        errno = -mrc;
+        return NULL;
+    }
     /* The socket holds its keys now: keep no pointer to the caller's. */
     l->opts.endpoint.curve_secret = l->opts.endpoint.curve_server_key = NULL;
     snprintf(l->platform_address, sizeof l->platform_address, "%s", opts->platform_address);
@@ -335,6 +420,7 @@ void plat_link_destroy(plat_link_t **lp)
     plat_link_t *l = *lp;
     *lp = NULL;
     l->destroying = true;
+    monitor_stop(l);
     plat_bus_destroy(&l->bus);
     uv_close((uv_handle_t *)&l->retry, on_timer_closed);
     uv_close((uv_handle_t *)&l->watchdog, on_timer_closed);

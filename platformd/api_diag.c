@@ -266,7 +266,7 @@ static json_t *bus_json(pd_t *pd)
     }
     json_t *dropped = json_object();
     for (int r = 0; r < PLAT_BUS_DROP__COUNT; r++)
-        json_object_set_new(dropped, pd_metrics_drop_key(r),
+        json_object_set_new(dropped, plat_bus_drop_key(r),
                             json_integer((json_int_t)st->dropped[r]));
     return json_pack("{s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "rx", (json_int_t)st->rx, "tx",
                      (json_int_t)st->tx, "tx_failed", (json_int_t)st->tx_failed, "forwarded",

@@ -61,7 +61,7 @@ static pd_http_reply_t get_status(pd_http_req_t *req)
     pd_counts_t c = pd_registry_counts(pd->reg);
     json_t *dropped = json_object();
     for (int i = 0; i < PLAT_BUS_DROP__COUNT; i++)
-        json_object_set_new(dropped, pd_metrics_drop_key(i),
+        json_object_set_new(dropped, plat_bus_drop_key(i),
                             json_integer((json_int_t)st->dropped[i]));
     json_t *out = json_pack(
         "{s:s, s:s, s:I, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:o, s:I}}",

@@ -235,28 +235,6 @@ int pd_metrics_instance_counts(pd_t *pd, uint64_t counts[PD_METRICS_INST_STATES]
 
 /* ---- the page -------------------------------------------------------------- */
 
-static const char *const g_drop_keys[PLAT_BUS_DROP__COUNT] = {
-    [PLAT_BUS_DROP_FRAMES] = "frames",           [PLAT_BUS_DROP_TOO_BIG] = "too_big",
-    [PLAT_BUS_DROP_UNDECODABLE] = "undecodable", [PLAT_BUS_DROP_INVALID] = "invalid",
-    [PLAT_BUS_DROP_SPOOFED] = "spoofed",         [PLAT_BUS_DROP_LATE_REPLY] = "late_reply",
-    [PLAT_BUS_DROP_MISDIRECTED] = "misdirected", [PLAT_BUS_DROP_FORBIDDEN] = "forbidden",
-    [PLAT_BUS_DROP_RATE_LIMITED] = "rate_limited", [PLAT_BUS_DROP_BUSY] = "busy",
-};
-
-const char *pd_metrics_drop_key(int reason)
-{
-    /* A reason added to bus.h but not here yet still gets a stable key. */
-    static const char *const numbered[] = {"reason_0", "reason_1", "reason_2", "reason_3",
-                                           "reason_4", "reason_5", "reason_6", "reason_7",
-                                           "reason_8", "reason_9", "reason_10", "reason_11",
-                                           "reason_12", "reason_13", "reason_14", "reason_15"};
-    if (reason < 0 || reason >= PLAT_BUS_DROP__COUNT)
-        return "unknown";
-    if (g_drop_keys[reason])
-        return g_drop_keys[reason];
-    return (size_t)reason < sizeof numbered / sizeof numbered[0] ? numbered[reason] : "other";
-}
-
 static const Plat__PlatformMessage__ChannelCase g_channels[] = {
     PLAT__PLATFORM_MESSAGE__CHANNEL_CONTROL, PLAT__PLATFORM_MESSAGE__CHANNEL_PLUGIN,
     PLAT__PLATFORM_MESSAGE__CHANNEL_RESOURCE, PLAT__PLATFORM_MESSAGE__CHANNEL_ABILITY,
@@ -299,7 +277,7 @@ char *pd_metrics_render(pd_t *pd, size_t *len)
             "Sends and forwards that failed (unroutable peer, high-water mark).", st->tx_failed);
     head(&t, "plat_bus_dropped_total", "counter", "Received messages dropped, by reason.");
     for (int r = 0; r < PLAT_BUS_DROP__COUNT; r++)
-        sample(&t, "plat_bus_dropped_total", st->dropped[r], "reason", pd_metrics_drop_key(r),
+        sample(&t, "plat_bus_dropped_total", st->dropped[r], "reason", plat_bus_drop_key(r),
                (const char *)NULL);
     counter(&t, "plat_bus_unknown_destination_total",
             "Messages addressed to an endpoint that is not connected.", pd->unknown_destination);

@@ -141,8 +141,6 @@ char *pd_metrics_render(pd_t *pd, size_t *len);
 #define PD_METRICS_INST_STATES 7
 int pd_metrics_instance_counts(pd_t *pd, uint64_t counts[PD_METRICS_INST_STATES],
                                const char *const **names);
-/* "spoofed", "late_reply", ... for a plat_bus_drop_t. */
-const char *pd_metrics_drop_key(int reason);
 
 /* ability.c: the Ability channel (task and service registrations, task
  * triggers) — module "ability", started after "websvc". */

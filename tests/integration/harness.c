@@ -37,7 +37,7 @@ extern char **environ;
 struct it_client {
     it_env_t *env;
     void *sock;                      /* libzmq DEALER, owned */
-    char id[PLAT_ID_MAX + 1];        /* routing id */
+    char id[PLAT_ID_MAX + 1];        /* endpoint id (its route: id/token) */
     char boot_id[PLAT_UUID_LEN + 1]; /* this client's boot id */
     char platform_boot_id[PLAT_UUID_LEN + 1];
     uint64_t seq;                    /* last seq_no used */
@@ -1270,6 +1270,15 @@ it_client_t *it_client_new(it_env_t *env, const char *identity)
 it_client_t *it_client_new_curve(it_env_t *env, const char *identity, const char *secret_z85,
                                  const char *server_z85)
 {
+    return it_client_new_route(env, identity, NULL, secret_z85, server_z85);
+}
+
+it_client_t *it_client_new_route(it_env_t *env, const char *identity, const char *route,
+                                 const char *secret_z85, const char *server_z85)
+{
+    char fresh[PLAT_ID_MAX + 1];
+    if (!route)
+        route = plat_route_new(identity, fresh) == 0 ? fresh : identity;
     size_t slot = IT_MAX_CLIENTS;
     for (size_t i = 0; i < IT_MAX_CLIENTS && slot == IT_MAX_CLIENTS; i++)
         if (!env->clients[i])
@@ -1288,7 +1297,7 @@ it_client_t *it_client_new_curve(it_env_t *env, const char *identity, const char
     assert_non_null(c->sock);
     int linger = 0;
     assert_int_equal(zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger), 0);
-    assert_int_equal(zmq_setsockopt(c->sock, ZMQ_ROUTING_ID, c->id, strlen(c->id)), 0);
+    assert_int_equal(zmq_setsockopt(c->sock, ZMQ_ROUTING_ID, route, strlen(route)), 0);
     if (secret_z85) {
         plat_keypair_t kp;
         memset(&kp, 0, sizeof kp);

@@ -277,6 +277,12 @@ it_client_t *it_client_new(it_env_t *env, const char *identity);
  * with the key authorized for `identity` and the platform's public key. */
 it_client_t *it_client_new_curve(it_env_t *env, const char *identity, const char *secret_z85,
                                  const char *server_z85);
+/* The same with a chosen routing id `route` (NULL = a fresh
+ * "<identity>/<token>" as every real endpoint announces, or the bare
+ * identity when that is not a valid id): for tests that try to take over
+ * another endpoint's route. */
+it_client_t *it_client_new_route(it_env_t *env, const char *identity, const char *route,
+                                 const char *secret_z85, const char *server_z85);
 void it_client_destroy(it_client_t **c);
 
 const char *it_client_id(const it_client_t *c);

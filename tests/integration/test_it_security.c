@@ -272,6 +272,49 @@ static void test_forged_source_and_host_to_host(void **state)
     expect_nothing_before_probe(env, b);
 }
 
+/* ROUTER_HANDOVER hands a routing id to whoever announces it last. An
+ * admitted key (here hostbootd's) connecting with a registered host's bare
+ * id, or its id with a guessed token, must get none of the host's traffic:
+ * the platform sends to the route the host's own key announced. With
+ * routing id = id (before routes had tokens) the attacker took the host's
+ * pings and the host was declared lost. */
+static void test_route_takeover_refused(void **state)
+{
+    it_env_t *env = setup_env(state, NULL);
+    it_client_t *victim = registered_client(env);
+    const char *vid = it_client_id(victim);
+    const char *hb_id = "hostboot-" IT_HOSTBOOT_NAME;
+    const char *hb_secret = it_key_for(env, hb_id, true);
+    char guess[160];
+    snprintf(guess, sizeof guess, "%s/%032d", vid, 0);
+    it_client_t *bare = it_client_new_route(env, hb_id, vid, hb_secret,
+                                            it_platform_public_key(env));
+    it_client_t *guessed = it_client_new_route(env, hb_id, guess, hb_secret,
+                                               it_platform_public_key(env));
+    /* both connected: what they send reaches the bus and is dropped */
+    int64_t spoofed = it_status_int(env, "bus.dropped.spoofed");
+    send_probe(bare, hb_id);
+    send_probe(guessed, hb_id);
+    wait_counter(env, "bus.dropped.spoofed", spoofed + 2);
+
+    /* several heartbeat rounds: every ping reaches the victim, none the
+     * attackers, and the victim stays ready */
+    unsigned pings0 = it_client_pings(victim);
+    uint64_t deadline = it_now_ms() + IT_DEADLINE_MS;
+    while (it_client_pings(victim) < pings0 + 3 * HB_MISS) {
+        IT_CHECK(env, it_now_ms() < deadline, "the victim got %u pings, want %u",
+                 it_client_pings(victim) - pings0, 3 * HB_MISS);
+        Plat__PlatformMessage *m = NULL;
+        if (it_client_recv(victim, HB_INTERVAL_MS, &m, NULL, NULL) == 0)
+            plat_envelope_free(&m);
+    }
+    IT_CHECK(env, it_client_drain(bare) == 0, "the bare-id attacker received the victim's traffic");
+    IT_CHECK(env, it_client_drain(guessed) == 0, "the guessing attacker received traffic");
+    json_t *host = it_wait_host_state(env, vid, "ready", IT_DEADLINE_MS, NULL);
+    json_decref(host);
+    expect_nothing_before_probe(env, victim);
+}
+
 /* ---- per-host keys ---------------------------------------------------------------- */
 
 /* True when the `len` bytes at `s` are the secret key whose public key is
@@ -536,6 +579,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         SEC_TEST(test_unauthenticated_clients_refused),
         SEC_TEST(test_forged_source_and_host_to_host),
+        SEC_TEST(test_route_takeover_refused),
         SEC_TEST(test_host_key_never_in_argv_or_env),
         SEC_TEST(test_oversized_frame),
         SEC_TEST(test_fuzzed_frames),

@@ -440,16 +440,16 @@ static int teardown(void **state)
 
 /* ---- raw peers ------------------------------------------------------------ */
 
-/* A raw DEALER with routing id `rid`; CURVE client with `kp` unless NULL;
- * `server` is the server key it believes in. */
-static void *raw_new(fx_t *f, int slot, const char *rid, const plat_keypair_t *kp,
-                     const char *server)
+/* A raw DEALER announcing exactly routing id `route`; CURVE client with
+ * `kp` unless NULL; `server` is the server key it believes in. */
+static void *raw_new_route(fx_t *f, int slot, const char *route, const plat_keypair_t *kp,
+                           const char *server)
 {
     void *s = zmq_socket(f->ctx, ZMQ_DEALER);
     assert_non_null(s);
     int linger = 0;
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    assert_int_equal(zmq_setsockopt(s, ZMQ_ROUTING_ID, rid, strlen(rid)), 0);
+    assert_int_equal(zmq_setsockopt(s, ZMQ_ROUTING_ID, route, strlen(route)), 0);
     if (kp) {
         assert_int_equal(zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server, PLAT_KEY_Z85_LEN), 0);
         assert_int_equal(zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, kp->public_z85, PLAT_KEY_Z85_LEN),
@@ -460,6 +460,34 @@ static void *raw_new(fx_t *f, int slot, const char *rid, const plat_keypair_t *k
     assert_int_equal(zmq_connect(s, f->addr), 0);
     f->raw[slot] = s;
     return s;
+}
+
+/* The same announcing "<rid>/<token>" as real endpoints do (id.h) when
+ * `rid` is a valid id and CURVE is on, else `rid` as it is. */
+static void *raw_new(fx_t *f, int slot, const char *rid, const plat_keypair_t *kp,
+                     const char *server)
+{
+    char route[PLAT_ID_MAX + 1];
+    if (kp && plat_id_kind(rid) != PLAT_ID_INVALID)
+        assert_int_equal(plat_route_new(rid, route), 0);
+    else
+        snprintf(route, sizeof route, "%s", rid);
+    return raw_new_route(f, slot, route, kp, server);
+}
+
+/* Messages waiting on raw socket `s` after up to `wait_ms` (0 = none now). */
+static int raw_pending(void *s, int wait_ms)
+{
+    zmq_pollitem_t it = {.socket = s, .events = ZMQ_POLLIN};
+    int n = 0;
+    while (zmq_poll(&it, 1, n ? 0 : wait_ms) > 0 && (it.revents & ZMQ_POLLIN)) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, s, ZMQ_DONTWAIT) >= 0)
+            n++;
+        zmq_msg_close(&m);
+    }
+    return n;
 }
 
 static void set_str(char **field, const char *v)
@@ -635,6 +663,81 @@ static void test_curve_identity_is_the_zap_user_id(void **state)
     WAIT_FOR(f, rx_from(r, a_id, 0) == a_rx + 1);
     plat_keys_wipe(&kb);
     plat_keys_wipe(&khb);
+}
+
+/* ROUTER_HANDOVER gives a routing id to whoever announces it last. A key
+ * admitted as one identity that announces another endpoint's id — bare,
+ * or with a guessed token — must not receive that endpoint's messages:
+ * the platform sends to the route the endpoint's own key used. */
+static void test_curve_route_cannot_be_taken_over(void **state)
+{
+    fx_t *f = *state;
+    limits_t none = {0};
+    router_start(f, &none);
+    side_t *r = &f->router;
+    char a_id[PLAT_ID_MAX + 1];
+    make_host_id(a_id, sizeof a_id);
+
+    /* nothing heard from A yet: with CURVE, A has no route at all */
+    Plat__PlatformMessage *m = plat_msg_pong(PLAT__HOST_STATE__HOST_STATE_READY);
+    assert_int_equal(plat_bus_send(r->bus, a_id, m), -EHOSTUNREACH);
+    plat_envelope_free(&m);
+
+    dealer_start(f, &f->a, a_id);
+
+    /* the attacker: an admitted key (a hostboot's), announcing A's bare id
+     * on one connection and A's id with a guessed token on another */
+    plat_keypair_t km;
+    assert_int_equal(plat_keys_new(&km), 0);
+    zap_allow(f, "hostboot-m", &km);
+    char guess[PLAT_ID_MAX + 1 + PLAT_ROUTE_TOKEN_LEN + 1];
+    snprintf(guess, sizeof guess, "%s/%032d", a_id, 0);
+    void *bare = raw_new_route(f, 0, a_id, &km, f->server.public_z85);
+    void *guessed = raw_new_route(f, 1, guess, &km, f->server.public_z85);
+    /* both connected (their messages reach the bus, and are dropped) */
+    raw_send(bare, a_id, PLAT_PLATFORM_ID, 1, PLAT__MESSAGE_KIND__MESSAGE_KIND_EVENT);
+    raw_send(guessed, a_id, PLAT_PLATFORM_ID, 1, PLAT__MESSAGE_KIND__MESSAGE_KIND_EVENT);
+    WAIT_FOR(f, drops_of(r, PLAT_BUS_DROP_SPOOFED, "hostboot-m") == 2);
+
+    /* every message for A reaches A, none reaches the attacker */
+    enum { N = 50 };
+    int a0 = f->a.n_rx;
+    for (int i = 0; i < N; i++) {
+        m = plat_msg_pong(PLAT__HOST_STATE__HOST_STATE_READY);
+        assert_int_equal(plat_bus_send(r->bus, a_id, m), 0);
+        plat_envelope_free(&m);
+    }
+    WAIT_FOR(f, f->a.n_rx == a0 + N);
+    assert_int_equal(raw_pending(bare, 200), 0);
+    assert_int_equal(raw_pending(guessed, 0), 0);
+
+    /* a bare routing id under the key's own identity: refused too (it
+     * could be taken over), counted under its own reason */
+    plat_keypair_t kc;
+    assert_int_equal(plat_keys_new(&kc), 0);
+    char c_id[PLAT_ID_MAX + 1];
+    make_host_id(c_id, sizeof c_id);
+    zap_allow(f, c_id, &kc);
+    void *c_bare = raw_new_route(f, 2, c_id, &kc, f->server.public_z85);
+    raw_send(c_bare, c_id, PLAT_PLATFORM_ID, 1, PLAT__MESSAGE_KIND__MESSAGE_KIND_EVENT);
+    WAIT_FOR(f, drops_of(r, PLAT_BUS_DROP_NO_ROUTE_TOKEN, c_id) == 1);
+    assert_int_equal(rx_from(r, c_id, 0), 0);
+    m = plat_msg_pong(PLAT__HOST_STATE__HOST_STATE_READY);
+    assert_int_equal(plat_bus_send(r->bus, c_id, m), -EHOSTUNREACH);
+    plat_envelope_free(&m);
+
+    /* A restarted (a new socket, a new token, its own key): the platform
+     * follows it as soon as it speaks, and the old socket gets nothing */
+    int old0 = f->a.n_rx;
+    dealer_start(f, &f->b, a_id);
+    m = plat_msg_pong(PLAT__HOST_STATE__HOST_STATE_READY);
+    assert_int_equal(plat_bus_send(r->bus, a_id, m), 0);
+    plat_envelope_free(&m);
+    WAIT_FOR(f, f->b.n_rx == 1);
+    assert_int_equal(f->a.n_rx, old0);
+    assert_int_equal(raw_pending(bare, 0) + raw_pending(guessed, 0), 0);
+    plat_keys_wipe(&km);
+    plat_keys_wipe(&kc);
 }
 
 static void test_curve_refuses_unknown_plain_and_wrong_server(void **state)
@@ -1129,6 +1232,7 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_curve_identity_is_the_zap_user_id),
+        T(test_curve_route_cannot_be_taken_over),
         T(test_curve_refuses_unknown_plain_and_wrong_server),
         T(test_rate_limit_cuts_a_flood_and_refills),
         T(test_rate_limit_answers_requests_ebusy),

@@ -378,9 +378,9 @@ static void test_metrics_page(void **state)
     json_t *j = pd_api_stats_json(pd);
     assert_int_equal(json_array_size(j), 4);
     json_decref(j);
-    assert_string_equal(pd_metrics_drop_key(PLAT_BUS_DROP_SPOOFED), "spoofed");
-    assert_string_equal(pd_metrics_drop_key(-1), "unknown");
-    assert_string_equal(pd_metrics_drop_key(PLAT_BUS_DROP__COUNT), "unknown");
+    assert_string_equal(plat_bus_drop_key(PLAT_BUS_DROP_SPOOFED), "spoofed");
+    assert_string_equal(plat_bus_drop_key((plat_bus_drop_t)-1), "unknown");
+    assert_string_equal(plat_bus_drop_key(PLAT_BUS_DROP__COUNT), "unknown");
 }
 
 int main(void)

@@ -39,7 +39,10 @@ bench_peer_t *bench_peer_new(void *zctx, const char *endpoint, const char *id,
     p->sock = zmq_socket(zctx, ZMQ_DEALER);
     int linger = 0, hwm = 100000;
     snprintf(p->endpoint, sizeof p->endpoint, "%s", endpoint);
-    if (!p->sock || zmq_setsockopt(p->sock, ZMQ_ROUTING_ID, p->id, strlen(p->id)) != 0 ||
+    char route[PLAT_ID_MAX + 1];
+    if (plat_route_new(p->id, route) < 0)
+        bench_fail("peer %s: cannot make a route", p->id);
+    if (!p->sock || zmq_setsockopt(p->sock, ZMQ_ROUTING_ID, route, strlen(route)) != 0 ||
         zmq_setsockopt(p->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_setsockopt(p->sock, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
         zmq_setsockopt(p->sock, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0)

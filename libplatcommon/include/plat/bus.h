@@ -5,10 +5,16 @@
  * Receive path, in order:
  *   1. frame count / size checks (endpoint), then plat_envelope_decode;
  *      failures are dropped and reported through on_drop;
- *   2. ROUTER only: header.source.id must equal the connection's identity
- *      (its routing id, or its ZAP User-Id once CURVE is on), and with CURVE
- *      the routing id must equal the User-Id too — else dropped as
- *      PLAT_BUS_DROP_SPOOFED;
+ *   2. ROUTER only: the routing id is a route "<id>/<token>" (id.h,
+ *      plat_route_new; a bare "<id>" on a plaintext bus); header.source.id
+ *      must equal the connection's identity (the route's id, or its ZAP
+ *      User-Id once CURVE is on), and with CURVE the route's id must equal
+ *      the User-Id too — else dropped as PLAT_BUS_DROP_SPOOFED — and carry a
+ *      token — else PLAT_BUS_DROP_NO_ROUTE_TOKEN. A message that passes binds
+ *      its route to the identity: the bus sends to that identity through the
+ *      last such route only (with CURVE, an identity that sent nothing yet
+ *      is unroutable, -EHOSTUNREACH). DEALERs made by plat_bus_new announce
+ *      a fresh route;
  *   2b. ROUTER with platform_only: an endpoint other than the platform may
  *      address only the platform — else PLAT_BUS_DROP_FORBIDDEN
  *      (a request is answered -EACCES);
@@ -52,6 +58,7 @@ typedef enum {
     PLAT_BUS_DROP_FORBIDDEN,    /* ROUTER: a peer addressed another peer */
     PLAT_BUS_DROP_RATE_LIMITED, /* ROUTER: over the peer's request rate */
     PLAT_BUS_DROP_BUSY,         /* ROUTER: too many requests pending from the peer */
+    PLAT_BUS_DROP_NO_ROUTE_TOKEN, /* ROUTER with CURVE: routing id without a token */
     PLAT_BUS_DROP__COUNT
 } plat_bus_drop_t;
 
@@ -119,7 +126,7 @@ typedef plat_sync_cb plat_bus_reply_cb;
 
 /* Fill msg's header (source = own id, destination = dst, next seq_no,
  * kind = EVENT, boot_id, sent_at_ms) and send. `msg` stays the caller's.
- * ROUTER: sent to routing id `dst`. Returns 0 or -errno (-EHOSTUNREACH for
+ * ROUTER: sent to the route of `dst` (receive path 2). Returns 0 or -errno (-EHOSTUNREACH for
  * an unknown peer on a ROUTER, -EAGAIN at the HWM, -EPROTO invalid). */
 int plat_bus_send(plat_bus_t *bus, const char *dst, Plat__PlatformMessage *msg);
 
@@ -139,7 +146,7 @@ int plat_bus_reply(plat_bus_t *bus, const Plat__PlatformMessage *request,
 int plat_bus_reply_error(plat_bus_t *bus, const Plat__PlatformMessage *request, int code,
                          const char *message, const char *detail);
 
-/* ROUTER: send already-encoded bytes unchanged to routing id `peer`.
+/* ROUTER: send already-encoded bytes unchanged to the route of `peer`.
  * Returns 0, -EHOSTUNREACH, -EAGAIN. */
 int plat_bus_forward(plat_bus_t *bus, const char *peer, const uint8_t *raw, size_t len);
 
@@ -155,7 +162,9 @@ typedef void (*plat_bus_tx_cb)(plat_bus_t *bus, const Plat__PlatformMessage *msg
                                void *arg);
 void plat_bus_set_tx_observer(plat_bus_t *bus, plat_bus_tx_cb cb, void *arg);
 
-/* Human-readable name of a drop reason ("spoofed source", ...). */
+/* Human-readable name of a drop reason ("spoofed source", ...), and its
+ * key for metric labels ("spoofed", ...); "unknown" when out of range. */
 const char *plat_bus_drop_name(plat_bus_drop_t reason);
+const char *plat_bus_drop_key(plat_bus_drop_t reason);
 
 #endif

@@ -32,6 +32,30 @@ bool plat_uuid_valid(const char *s);
 /* Write a random (v4) UUID + NUL into out[PLAT_UUID_LEN + 1]. 0 or -errno. */
 int plat_uuid_new(char out[PLAT_UUID_LEN + 1]);
 
+/* ZeroMQ routing ids ("routes"). A DEALER announces "<id>/<token>": its
+ * endpoint id, '/', and PLAT_ROUTE_TOKEN_LEN lowercase hex characters of a
+ * fresh 128-bit random token. The ROUTER binds the route to the key that
+ * authenticated the connection (bus.h, receive path 2) and sends to the
+ * route, never to the bare id: the token keeps another key from announcing
+ * the same routing id and taking the route over (ROUTER_HANDOVER).
+ * Every valid endpoint id (at most 73 characters) leaves room for the token
+ * within PLAT_ID_MAX, so a route fits the same buffers as an id. */
+#define PLAT_ROUTE_SEP '/'
+#define PLAT_ROUTE_TOKEN_LEN 32
+
+/* "<id>/<token>" into out[PLAT_ID_MAX + 1]. 0, -EINVAL (invalid id),
+ * -ENAMETOOLONG, or -errno from getrandom. */
+int plat_route_new(const char *id, char out[PLAT_ID_MAX + 1]);
+
+/* Split a routing id: its endpoint id part (before PLAT_ROUTE_SEP, or the
+ * whole of it) into id_out and whether a well-formed token follows.
+ * -EINVAL when the id part is empty or too long, or when something other
+ * than a token follows the separator. */
+int plat_route_parse(const char *route, char id_out[PLAT_ID_MAX + 1], bool *has_token);
+
+/* Fill buf with len bytes from getrandom(2). 0 or -errno. */
+int plat_random_bytes(void *buf, size_t len);
+
 /* Milliseconds of CLOCK_REALTIME / CLOCK_MONOTONIC. */
 uint64_t plat_now_ms(void);
 uint64_t plat_mono_ms(void);

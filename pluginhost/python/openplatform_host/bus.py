@@ -5,6 +5,7 @@ thread-safe); docs/protocol.md is the contract."""
 
 import errno
 import re
+import secrets
 import time
 
 import zmq
@@ -30,6 +31,16 @@ _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _UUID_RE = re.compile("^" + _UUID + "$")
 _HOST_RE = re.compile("^host-" + _UUID + "$")
 _HOSTBOOT_RE = re.compile(r"^hostboot-[a-z0-9][a-z0-9._-]{0,63}$")
+
+ROUTE_SEP = "/"
+ROUTE_TOKEN_LEN = 32  # lowercase hex characters of a 128-bit random token
+
+
+def route_for(identity):
+    """The routing id this endpoint announces: "<id>/<token>", a fresh
+    random token per socket (libplatcommon plat_route_new)."""
+    return identity + ROUTE_SEP + secrets.token_hex(ROUTE_TOKEN_LEN // 2)
+
 
 # The protobuf modules, re-exported for the rest of the host.
 pb = {
@@ -115,7 +126,9 @@ class Bus:
             s.setsockopt(zmq.SNDHWM, 1000)
             s.setsockopt(zmq.RCVHWM, 1000)
             s.setsockopt(zmq.LINGER, 0)
-            s.setsockopt(zmq.ROUTING_ID, identity.encode())
+            # The route "<id>/<token>" (libplatcommon id.h): the random token
+            # keeps another key from taking this endpoint's route over.
+            s.setsockopt(zmq.ROUTING_ID, route_for(identity).encode())
             if curve:
                 secret, server = curve
                 public = zmq.curve_public(secret.encode())

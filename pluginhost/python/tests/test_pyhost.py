@@ -66,6 +66,7 @@ class FakePlatform:
         self.sock.bind(self.endpoint)
         self.boot_id = str(uuid.uuid4())
         self.seq = 0
+        self.routes = {}  # endpoint id -> the routing id it announced
         self.interval_ms = 200
         self.miss = 3
 
@@ -85,7 +86,8 @@ class FakePlatform:
         h.sent_at_ms = int(time.time() * 1000)
         if kind == REQUEST:
             h.timeout_ms = 5000
-        self.sock.send_multipart([peer.encode(), m.SerializeToString()])
+        route = self.routes.get(peer, peer)  # a host announces "<id>/<token>"
+        self.sock.send_multipart([route.encode(), m.SerializeToString()])
         return seq
 
     def reply(self, req, m):
@@ -101,7 +103,11 @@ class FakePlatform:
             peer, data = self.sock.recv_multipart()
             m = platform_pb2.PlatformMessage()
             m.ParseFromString(data)
-            return peer.decode(), m
+            route = peer.decode()
+            ident = route.split("/", 1)[0]
+            assert m.header.source.id == ident, (route, m.header.source.id)
+            self.routes[ident] = route
+            return ident, m
 
     def expect(self, pred, what, timeout=DEADLINE, on_other=None):
         end = time.monotonic() + timeout
