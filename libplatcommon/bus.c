@@ -280,6 +280,22 @@ static const char *route_of(plat_bus_t *bus, const char *dst)
     return bus->curve ? NULL : dst;
 }
 
+/* DEALER: the platform refused to deliver a request of ours to another
+ * endpoint (forbidden, unreachable, busy). Its error reply comes from
+ * "platform" and names the destination in error.detail: it answers the
+ * request pending for (destination, seq), which would otherwise wait for
+ * its timeout. Only the platform's word counts: a DEALER hears nobody
+ * else, and the ROUTER drops any message forging its Source. */
+static int resolve_refusal(plat_bus_t *bus, const Plat__PlatformMessage *m)
+{
+    const Plat__Header *h = m->header;
+    const char *dst = h->error ? h->error->detail : NULL;
+    if (bus->role != PLAT_ENDPOINT_DEALER || strcmp(h->source->id, PLAT_PLATFORM_ID) != 0 ||
+        plat_id_kind(dst) == PLAT_ID_INVALID || strcmp(dst, PLAT_PLATFORM_ID) == 0)
+        return -ENOENT;
+    return plat_sync_resolve(bus->sync, dst, h->seq_no, m);
+}
+
 static int on_readable(void *arg)
 {
     plat_bus_t *bus = arg;
@@ -356,7 +372,8 @@ static int on_readable(void *arg)
     } else if (is_reply && for_us) {
         bus->stats.rx++;
         bus->stats.rx_by_channel[channel_index(m->channel_case)]++;
-        if (plat_sync_resolve(bus->sync, h->source->id, h->seq_no, m) == -ENOENT)
+        if (plat_sync_resolve(bus->sync, h->source->id, h->seq_no, m) == -ENOENT &&
+            resolve_refusal(bus, m) == -ENOENT)
             drop(bus, PLAT_BUS_DROP_LATE_REPLY, from_copy, m,
                  "no request pending (timed out or never sent)");
     } else if (lp && bus->max_pending && for_us &&

@@ -35,6 +35,7 @@
 
 #include "fuzz_common.h"
 #include "platformd.h"
+#include "plat/uvzmq.h"
 #include "testports.h"
 
 #define CHECK(cond)                                                                    \
@@ -61,6 +62,10 @@ static struct {
     pd_t pd;
     void *zctx;
     void *peer[2]; /* [0] hostboot-fuzz, [1] the host */
+    plat_uvzmq_t *peer_watch[2]; /* input for a peer wakes the loop too */
+    int want_peer;     /* the reply awaited: peer index (-1: none) ... */
+    uint64_t want_seq; /* ... and seq_no */
+    bool got;          /* it arrived */
     uint64_t seq[2];
     uv_timer_t deadline;
     bool expired;
@@ -157,43 +162,56 @@ static uint64_t taken_in(void)
     return n;
 }
 
-/* Read what platformd sent the peers; answer pings; `want` (may be NULL)
- * is set when a reply to (peer, seq) arrived. */
-static void drain_peers(int want_peer, uint64_t want_seq, bool *got)
+/* Take one message platformd sent peer `p`: answer a ping, note the
+ * awaited reply (g.want_peer, g.want_seq -> g.got). 1 when one was taken,
+ * 0 when none was waiting (plat_uvzmq_read_cb). The peers are watched on
+ * the loop: a reply reaches a peer after platformd's uv_run returned, and
+ * without the watch nothing would wake the next uv_run for it but the
+ * SETTLE_MS deadline. */
+static int peer_take(int p)
 {
-    for (int p = 0; p < 2; p++) {
-        for (;;) {
-            zmq_msg_t msg;
-            zmq_msg_init(&msg);
-            if (zmq_msg_recv(&msg, g.peer[p], ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close(&msg);
-                break;
-            }
-            Plat__PlatformMessage *m = NULL;
-            if (plat_envelope_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), 0, &m, NULL) ==
-                0) {
-                const Plat__Header *h = m->header;
-                if (got && p == want_peer && h->seq_no == want_seq &&
-                    h->kind == PLAT__MESSAGE_KIND__MESSAGE_KIND_REPLY)
-                    *got = true;
-                if (h->kind == PLAT__MESSAGE_KIND__MESSAGE_KIND_REQUEST &&
-                    m->channel_case == PLAT__PLATFORM_MESSAGE__CHANNEL_CONTROL &&
-                    m->control->body_case == PLAT__CONTROL_MESSAGE__BODY_PING) {
-                    Plat__PlatformMessage *pong = plat_msg_pong(PLAT__HOST_STATE__HOST_STATE_READY);
-                    uint8_t *buf = NULL;
-                    size_t len = 0;
-                    if (pong && fuzz_encode(pong, g_ids[p], PLAT_PLATFORM_ID, h->seq_no,
-                                            PLAT__MESSAGE_KIND__MESSAGE_KIND_REPLY, &buf,
-                                            &len) == 0)
-                        zmq_send(g.peer[p], buf, len, ZMQ_DONTWAIT);
-                    free(buf);
-                    plat_envelope_free(&pong);
-                }
-            }
-            plat_envelope_free(&m);
-            zmq_msg_close(&msg);
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    if (zmq_msg_recv(&msg, g.peer[p], ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&msg);
+        return 0;
+    }
+    Plat__PlatformMessage *m = NULL;
+    if (plat_envelope_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), 0, &m, NULL) ==
+        0) {
+        const Plat__Header *h = m->header;
+        if (p == g.want_peer && h->seq_no == g.want_seq &&
+            h->kind == PLAT__MESSAGE_KIND__MESSAGE_KIND_REPLY)
+            g.got = true;
+        if (h->kind == PLAT__MESSAGE_KIND__MESSAGE_KIND_REQUEST &&
+            m->channel_case == PLAT__PLATFORM_MESSAGE__CHANNEL_CONTROL &&
+            m->control->body_case == PLAT__CONTROL_MESSAGE__BODY_PING) {
+            Plat__PlatformMessage *pong = plat_msg_pong(PLAT__HOST_STATE__HOST_STATE_READY);
+            uint8_t *buf = NULL;
+            size_t len = 0;
+            if (pong && fuzz_encode(pong, g_ids[p], PLAT_PLATFORM_ID, h->seq_no,
+                                    PLAT__MESSAGE_KIND__MESSAGE_KIND_REPLY, &buf,
+                                    &len) == 0)
+                zmq_send(g.peer[p], buf, len, ZMQ_DONTWAIT);
+            free(buf);
+            plat_envelope_free(&pong);
         }
     }
+    plat_envelope_free(&m);
+    zmq_msg_close(&msg);
+    return 1;
+}
+
+static int on_peer0(void *arg)
+{
+    (void)arg;
+    return peer_take(0);
+}
+
+static int on_peer1(void *arg)
+{
+    (void)arg;
+    return peer_take(1);
 }
 
 /* Run the loop until cond() or SETTLE_MS. */
@@ -208,22 +226,14 @@ static bool run_until(bool (*cond)(void *), void *arg)
     return ok;
 }
 
-typedef struct {
-    int peer;
-    uint64_t seq;
-    bool got;
-} reply_wait_t;
-
 static bool cond_reply(void *arg)
 {
-    reply_wait_t *w = arg;
-    drain_peers(w->peer, w->seq, &w->got);
-    return w->got;
+    (void)arg;
+    return g.got;
 }
 
 static bool cond_taken(void *arg)
 {
-    drain_peers(-1, 0, NULL);
     return taken_in() >= *(uint64_t *)arg;
 }
 
@@ -239,11 +249,14 @@ static void send_and_wait_reply(int p, Plat__PlatformMessage *m)
     CHECK(zmq_send(g.peer[p], buf, len, 0) == (int)len);
     free(buf);
     plat_envelope_free(&m);
-    reply_wait_t w = {p, seq, false};
+    g.want_peer = p;
+    g.want_seq = seq;
+    g.got = false;
     /* Connecting and registering may take a moment on a loaded machine. */
-    for (int i = 0; i < 5 && !w.got; i++)
-        run_until(cond_reply, &w);
-    CHECK(w.got);
+    for (int i = 0; i < 5 && !g.got; i++)
+        run_until(cond_reply, NULL);
+    CHECK(g.got);
+    g.want_peer = -1;
 }
 
 static void setup(void)
@@ -265,6 +278,8 @@ static void setup(void)
         zmq_setsockopt(g.peer[p], ZMQ_LINGER, &zero, sizeof zero);
         CHECK(zmq_setsockopt(g.peer[p], ZMQ_ROUTING_ID, g_ids[p], strlen(g_ids[p])) == 0);
         CHECK(zmq_connect(g.peer[p], g.cfg.bus.endpoint) == 0);
+        g.peer_watch[p] = plat_uvzmq_new(&g.loop, g.peer[p], 0, p ? on_peer1 : on_peer0, NULL);
+        CHECK(g.peer_watch[p]);
     }
     plat_runtime_t rt = {.language = "c", .version = "1"};
     send_and_wait_reply(0, plat_msg_hostboot_register(FUZZ_HOSTBOOT_NAME, "fuzz", &rt, 1));
@@ -288,8 +303,10 @@ void plat_fuzz_teardown(void)
     if (!g.up)
         return;
     g.up = false;
-    for (int p = 0; p < 2; p++)
+    for (int p = 0; p < 2; p++) {
+        plat_uvzmq_close(&g.peer_watch[p]);
         zmq_close(g.peer[p]);
+    }
     zmq_ctx_term(g.zctx);
     uv_close((uv_handle_t *)&g.deadline, NULL);
     pd_stop(&g.pd);

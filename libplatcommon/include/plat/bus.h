@@ -26,8 +26,11 @@
  *      a flood costs the platform little and the other peers, fair-queued
  *      by the ROUTER, keep flowing);
  *   3. a REPLY whose destination is this endpoint resolves its pending
- *      request by (source id, seq_no); one with nothing pending is dropped
- *      as PLAT_BUS_DROP_LATE_REPLY;
+ *      request by (source id, seq_no); on a DEALER, an error reply from the
+ *      platform that names another endpoint in error.detail (the platform
+ *      refused to deliver our request there: forbidden, unreachable, busy)
+ *      resolves the request pending for (that endpoint, seq_no); a reply
+ *      with nothing pending is dropped as PLAT_BUS_DROP_LATE_REPLY;
  *   4. everything else goes to on_message (on a ROUTER that includes
  *      messages for other destinations: the owner decides to forward).
  * Loop thread only. */
