@@ -140,9 +140,34 @@ class Bus:
             s.close(0)
             raise
         self.sock = s
+        # Handshake events of the socket: a handshake after the first is a
+        # new connection to the platform (restarted, or the connection
+        # broke), which learns our route only from what we send next.
+        self.monitor = s.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self.handshakes = 0
+
+    def new_connections(self):
+        """Handshakes completed since the last call that were not the first
+        connection (without blocking)."""
+        n = 0
+        while self.monitor is not None:
+            try:
+                frames = self.monitor.recv_multipart(zmq.DONTWAIT)
+            except zmq.Again:
+                break
+            if len(frames[0]) >= 2 and \
+                    int.from_bytes(frames[0][:2], "little") == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self.handshakes += 1
+                if self.handshakes > 1:
+                    n += 1
+        return n
 
     def close(self):
         """Close the socket; pending requests complete with -ECANCELED."""
+        if self.monitor is not None:
+            self.sock.disable_monitor()
+            self.monitor.close(0)
+            self.monitor = None
         if self.sock is not None:
             self.sock.close(0)
             self.sock = None
@@ -243,6 +268,11 @@ class Bus:
             self.stats["rx"] += 1
             if h.kind == REPLY:
                 entry = self.pending.pop((h.source.id, h.seq_no), None)
+                if entry is None and h.source.id == PLATFORM_ID and h.HasField("error") \
+                        and id_kind(h.error.detail) not in (None, "platform"):
+                    # The platform refused to deliver our request to the
+                    # endpoint it names: that is the answer (protocol.md).
+                    entry = self.pending.pop((h.error.detail, h.seq_no), None)
                 if entry is None:
                     self.stats["dropped"] += 1
                     on_drop("late reply (no request pending)", m)

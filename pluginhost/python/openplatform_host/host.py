@@ -446,14 +446,16 @@ class Host:
         self._attempt()
         poller = zmq.Poller()
         poller.register(self.bus.sock, zmq.POLLIN)
+        poller.register(self.bus.monitor, zmq.POLLIN)
         poller.register(self.wake_r, zmq.POLLIN)
-        sock = self.bus.sock
+        sock, monitor = self.bus.sock, self.bus.monitor
         while True:
             if self.stopping and self.runner.n_running == 0:
                 break
             if self.bus is None and sock is not None:
                 poller.unregister(sock)  # closed by stop()
-                sock = None
+                poller.unregister(monitor)
+                sock = monitor = None
             now = mono_ms()
             try:
                 poller.poll(self._next_timeout(now))
@@ -467,6 +469,13 @@ class Host:
             self._drain_outbox()
             if self.bus is not None:
                 self.bus.receive(self._on_message, self._on_drop)
+            if self.bus is not None and self.bus.new_connections() and \
+                    self.state == REGISTERED and not self.stopping:
+                # A new connection: a restarted platform knows neither us
+                # nor our route until we speak (same as libplatcommon link.c).
+                log.notice("link", "connected to the platform again, re-registering id=%s "
+                           "platform_boot_id=%s" % (self.id, self.platform_boot_id))
+                self._reregister(REGISTERING)
             now = mono_ms()
             if self.bus is not None:
                 self.bus.expire(now)
