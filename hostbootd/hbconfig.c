@@ -232,6 +232,62 @@ static const plat_cfg_field_t hb_seccomp_table[] = {
     {0},
 };
 
+#define HB_LL(field)                                                                               \
+    (offsetof(hb_config_t, hosts.landlock.field) - offsetof(hb_config_t, hosts.landlock))
+#define HB_LL_MAX_READ_PATHS 32 /* landlock.h takes up to HB_LANDLOCK_MAX_PATHS */
+
+/* hosts.landlock as a whole: the extra read paths are non-empty, short
+ * enough for a path, at most HB_LL_MAX_READ_PATHS. */
+static int validate_landlock(const void *value, const char **why)
+{
+    const char *const *paths =
+        (const char *const *)*(char **const *)((const char *)value + HB_LL(read_paths));
+    size_t n = *(const size_t *)((const char *)value + HB_LL(n_read_paths));
+    if (n > HB_LL_MAX_READ_PATHS) {
+        *why = "at most 32 read_paths";
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!paths[i] || !paths[i][0] || strlen(paths[i]) >= 1024) {
+            *why = "read_paths must be non-empty paths shorter than 1024 characters";
+            return -EINVAL;
+        }
+    const char *pkg = *(char *const *)((const char *)value + HB_LL(packages_dir));
+    if (pkg && strlen(pkg) >= 1024) {
+        *why = "packages_dir must be shorter than 1024 characters";
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static const plat_cfg_field_t hb_landlock_table[] = {
+    {.key = "enabled",
+     .type = PLAT_CFG_BOOL,
+     .offset = HB_LL(enabled),
+     .def_bool = true,
+     .doc = "confine every host with Landlock: it reads only system files, its runtime, the "
+            "package store and read_paths, writes only its work dir, signals nobody outside "
+            "(docs/security-sandbox.md)"},
+    {.key = "required",
+     .type = PLAT_CFG_BOOL,
+     .offset = HB_LL(required),
+     .def_bool = false,
+     .doc = "a kernel without Landlock fails every host start; false = warn once at start and "
+            "spawn hosts without it"},
+    {.key = "packages_dir",
+     .type = PLAT_CFG_STRING,
+     .offset = HB_LL(packages_dir),
+     .def_str = "state/packages",
+     .validate = validate_path,
+     .doc = "platformd's package store (<state.dir>/packages), which hosts load plugins from"},
+    {.key = "read_paths",
+     .type = PLAT_CFG_STRING_ARRAY,
+     .offset = HB_LL(read_paths),
+     .count_offset = HB_LL(n_read_paths),
+     .doc = "extra files or directories hosts may read (and execute), at most 32"},
+    {0},
+};
+
 static const plat_cfg_field_t hb_hosts_table[] = {
     {.key = "grace_ms",
      .type = PLAT_CFG_INT,
@@ -288,6 +344,12 @@ static const plat_cfg_field_t hb_hosts_table[] = {
      .children = hb_seccomp_table,
      .validate = validate_seccomp,
      .doc = "system-call filter of every host"},
+    {.key = "landlock",
+     .type = PLAT_CFG_OBJECT,
+     .offset = HB_OFF(hosts, landlock),
+     .children = hb_landlock_table,
+     .validate = validate_landlock,
+     .doc = "file-system and signal sandbox of every host"},
     {0},
 };
 

@@ -60,6 +60,15 @@ typedef struct {
                                      (seccomp.h hb_seccomp_default_deny) */
             size_t n_deny;
         } seccomp;
+        struct {
+            bool enabled;         /* Landlock sandbox on every host, default true */
+            bool required;        /* no Landlock in the kernel = hosts fail to start;
+                                     default false (warn once, spawn without) */
+            char *packages_dir;   /* platformd's package store, readable by hosts;
+                                     default "state/packages" */
+            char **read_paths;    /* extra files/dirs hosts may read (and execute) */
+            size_t n_read_paths;
+        } landlock;               /* landlock.h, docs/security-sandbox.md */
     } hosts;
 } hb_config_t;
 

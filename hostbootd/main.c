@@ -1,4 +1,5 @@
 /* hostbootd: the host manager. main() only wires. */
+#include <signal.h>
 #include <string.h>
 
 #include "manager.h"
@@ -8,6 +9,10 @@ int main(int argc, char **argv)
     /* The exec wrapper between hostbootd and a host (spawner.h). */
     if (argc > 1 && strcmp(argv[1], "--exec-host") == 0)
         return hb_exec_host_main(argc, argv);
+    /* A write into a host's pipe after the host died is an EPIPE to log,
+     * not a reason to die (the spawner hands keys down pipes; uv_spawn
+     * resets dispositions in the children). */
+    signal(SIGPIPE, SIG_IGN);
     plat_daemon_args_t args;
     int rc = plat_daemon_args(argc, argv, "hostbootd", "docs/config-hostbootd.md", &args);
     if (rc >= 0)

@@ -133,6 +133,10 @@ static void on_lifecycle(hb_manager_t *m, const Plat__PlatformMessage *req)
         if (key && lr && lr->host && set_public_key(lr->host, key) != 0)
             plat_envelope_free(&resp);
         reply(m, req, resp);
+        /* Only now may the host read its secret and connect: the platform
+         * is admitting its key (a host knocking first would be held in
+         * the ZAP wait queue, which a flood of made-up keys can fill). */
+        hb_spawner_release_key(m->spawner, id);
         return;
     }
     if (r->action == PLAT__HOST_LIFE_CYCLE_REQUEST_MESSAGE__ACTION__DELETE) {
@@ -332,12 +336,17 @@ int hb_manager_start(hb_manager_t *m, uv_loop_t *loop, const hb_config_t *cfg)
     sd_notify(0, "READY=1\nSTATUS=registering");
     plat_log_notice("manager", "hostbootd %s started id=%s boot_id=%s platform=%s runtimes=%zu",
                     PLAT_VERSION, m->id, m->boot_id, cfg->platform.endpoint, cfg->n_runtimes);
-    if (!cfg->hosts.user || !cfg->hosts.user[0])
-        plat_log_warn("manager", "plugin hosts run as hostbootd's own user (hosts.user is empty): "
-                                 "plugin code can read every file this user can, bus keys and "
-                                 "the API token included; set hosts.user to a dedicated user "
-                                 "uid=%d",
+    if ((!cfg->hosts.user || !cfg->hosts.user[0]) && !cfg->hosts.landlock.enabled)
+        plat_log_warn("manager", "plugin hosts run as hostbootd's own user (hosts.user is empty) "
+                                 "without Landlock: plugin code can read every file this user "
+                                 "can, bus keys and the API token included; set hosts.user to a "
+                                 "dedicated user or enable hosts.landlock uid=%d",
                       (int)geteuid());
+    else if (!cfg->hosts.user || !cfg->hosts.user[0])
+        plat_log_notice("manager", "plugin hosts run as hostbootd's own user (hosts.user is "
+                                   "empty); Landlock confines their files and signals, a "
+                                   "dedicated user is still advised uid=%d",
+                        (int)geteuid());
     return 0;
 }
 

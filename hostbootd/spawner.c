@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "hostlog.h"
+#include "landlock.h"
 #include "plat/keys.h"
 #include "seccomp.h"
 #include "plat/log.h"
@@ -44,6 +45,10 @@ struct host {
     uv_timer_t timer; /* grace period, then output drain */
     int pidfd;
     char public_key[PLAT_KEY_Z85_LEN + 1]; /* its CURVE public key; "" without CURVE */
+    /* Its secret key, held until hb_spawner_release_key writes it into the
+     * write end of the host's key pipe (the host blocks reading fd 3). */
+    int key_wfd;
+    char key_secret[PLAT_KEY_Z85_LEN + 1];
     int32_t pid;
     hb_hostlog_t *log;
     uint64_t started_ms;
@@ -71,6 +76,7 @@ struct hb_spawner {
     void *done_arg;
     char state_path[PATH_MAX]; /* <hosts.work_dir>/hosts.json: who runs, for a successor */
     char platform_key[PLAT_KEY_Z85_LEN + 1]; /* CURVE: the platform's public key, else "" */
+    int landlock_abi; /* the kernel's Landlock ABI at start, or -errno (landlock.h) */
 };
 
 /* ---- the exec wrapper (runs in the child, before the runtime) ---------- */
@@ -88,13 +94,14 @@ static int parse_limit(const char *s, rlim_t *out)
 
 int hb_exec_host_main(int argc, char **argv)
 {
-    /* argv: hostbootd --exec-host AS NOFILE NPROC CPU -- PATH ARGS... */
+    /* argv: hostbootd --exec-host [--keep-fd N] [--landlock MODE [--landlock-read P]...]
+     *       [--seccomp ARG] AS NOFILE NPROC CPU -- PATH ARGS... */
     static const int res[4] = {RLIMIT_AS, RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_CPU};
     static const char *const names[4] = {"RLIMIT_AS", "RLIMIT_NOFILE", "RLIMIT_NPROC",
                                          "RLIMIT_CPU"};
     /* Optional first: --keep-fd N (the host's key pipe: the one fd above
-     * stdio that survives), then --seccomp ARG (seccomp.h
-     * hb_seccomp_apply_arg form). */
+     * stdio that survives), then the Landlock options, then --seccomp ARG
+     * (seccomp.h hb_seccomp_apply_arg form). */
     int keep_fd = -1;
     if (argc > 3 && strcmp(argv[2], "--keep-fd") == 0) {
         char *end = NULL;
@@ -104,6 +111,28 @@ int hb_exec_host_main(int argc, char **argv)
             return 127;
         }
         keep_fd = (int)v;
+        argc -= 2;
+        argv += 2;
+    }
+    /* Then --landlock MODE (landlock.h hb_landlock_mode_parse) and its
+     * extra read paths, each --landlock-read PATH (absolute). */
+    hb_landlock_mode_t landlock = HB_LANDLOCK_OFF;
+    const char *ll_read[HB_LANDLOCK_MAX_PATHS];
+    size_t n_ll_read = 0;
+    while (argc > 3 && (strcmp(argv[2], "--landlock") == 0 ||
+                        strcmp(argv[2], "--landlock-read") == 0)) {
+        if (strcmp(argv[2], "--landlock") == 0) {
+            if (hb_landlock_mode_parse(argv[3], &landlock) != 0) {
+                fprintf(stderr, "hostbootd --exec-host: bad --landlock %s\n", argv[3]);
+                return 127;
+            }
+        } else {
+            if (n_ll_read == HB_LANDLOCK_MAX_PATHS || argv[3][0] != '/') {
+                fprintf(stderr, "hostbootd --exec-host: bad --landlock-read %s\n", argv[3]);
+                return 127;
+            }
+            ll_read[n_ll_read++] = argv[3];
+        }
         argc -= 2;
         argv += 2;
     }
@@ -117,10 +146,28 @@ int hb_exec_host_main(int argc, char **argv)
         fprintf(stderr, "hostbootd --exec-host: usage: AS NOFILE NPROC CPU -- PATH ARGS...\n");
         return 127;
     }
-    /* The seccomp filter before the limits: building it allocates, which a
-     * small RLIMIT_AS may forbid. Loading it sets PR_SET_NO_NEW_PRIVS
-     * (libseccomp does, before the filter); the calls below are allowed. */
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+        fprintf(stderr, "hostbootd --exec-host: PR_SET_NO_NEW_PRIVS: %s\n", strerror(errno));
+        return 127;
+    }
+    /* Landlock first (it needs NO_NEW_PRIVS, and its system calls must
+     * come before any seccomp list that might deny them), then the seccomp
+     * filter; both before the limits: building them allocates and opens
+     * files, which a small RLIMIT_AS or RLIMIT_NOFILE may forbid. The
+     * calls below are allowed by both. */
     char why[256];
+    if (landlock != HB_LANDLOCK_OFF) {
+        char cwd[PATH_MAX];
+        bool applied = false;
+        if (hb_landlock_apply_host(landlock, hb_landlock_abi(), argv[7],
+                                   getcwd(cwd, sizeof cwd) ? cwd : NULL, ll_read, n_ll_read,
+                                   &applied, why, sizeof why) != 0) {
+            fprintf(stderr, "hostbootd --exec-host: %s\n", why);
+            return 127;
+        }
+        if (!applied)
+            fprintf(stderr, "hostbootd --exec-host: %s\n", why);
+    }
     if (seccomp && hb_seccomp_apply_arg(seccomp, why, sizeof why) != 0) {
         fprintf(stderr, "hostbootd --exec-host: seccomp: %s\n", why);
         return 127;
@@ -144,10 +191,6 @@ int hb_exec_host_main(int argc, char **argv)
     struct rlimit no_core = {0, 0};
     if (setrlimit(RLIMIT_CORE, &no_core) != 0) {
         fprintf(stderr, "hostbootd --exec-host: setrlimit RLIMIT_CORE=0: %s\n", strerror(errno));
-        return 127;
-    }
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
-        fprintf(stderr, "hostbootd --exec-host: PR_SET_NO_NEW_PRIVS: %s\n", strerror(errno));
         return 127;
     }
     /* Nothing of hostbootd's leaks into the host: stdio only (and the key
@@ -220,10 +263,21 @@ static void unlink_live(hb_spawner_t *s, host_t *h)
         }
 }
 
+/* Forget the secret not handed over yet (closing the pipe: a host still
+ * waiting for it reads end-of-file and exits). */
+static void key_drop(host_t *h)
+{
+    if (h->key_wfd >= 0)
+        close(h->key_wfd);
+    h->key_wfd = -1;
+    explicit_bzero(h->key_secret, sizeof h->key_secret);
+}
+
 static void on_host_handle_closed(uv_handle_t *handle)
 {
     host_t *h = handle->data;
     if (--h->open_handles == 0) {
+        key_drop(h);
         hb_hostlog_close(&h->log);
         free(h);
     }
@@ -464,6 +518,34 @@ static int resolve_ids(hb_spawner_t *s)
     return 0;
 }
 
+/* Once at start: what the hosts' Landlock sandbox enforces here. */
+static void log_landlock(const hb_spawner_t *s)
+{
+    const hb_config_t *c = s->cfg;
+    if (!c->hosts.landlock.enabled) {
+        plat_log_warn("spawner", "landlock off (hosts.landlock.enabled is false): hosts can read "
+                                 "every file their user can");
+        return;
+    }
+    if (s->landlock_abi < 1) {
+        if (c->hosts.landlock.required)
+            plat_log_err("spawner", "landlock required but unavailable (%s): no host will start",
+                         strerror(-s->landlock_abi));
+        else
+            plat_log_warn("spawner", "landlock unavailable: hosts can read every file their "
+                                     "user can (%s)",
+                          strerror(-s->landlock_abi));
+        return;
+    }
+    char what[512];
+    hb_landlock_describe(s->landlock_abi, what, sizeof what);
+    plat_log_info("spawner", "landlock on: hosts read only system files, their runtime, the "
+                             "package store and read_paths, write only their work dir; "
+                             "enforced: %s abi=%d required=%d packages_dir=%s read_paths=%zu",
+                  what, s->landlock_abi, (int)c->hosts.landlock.required,
+                  c->hosts.landlock.packages_dir, c->hosts.landlock.n_read_paths);
+}
+
 hb_spawner_t *hb_spawner_new(uv_loop_t *loop, const hb_config_t *cfg, const char *hostboot_id,
                              const char *platform_endpoint, hb_exit_cb on_exit_cb, void *arg)
 {
@@ -500,6 +582,8 @@ hb_spawner_t *hb_spawner_new(uv_loop_t *loop, const hb_config_t *cfg, const char
         errno = -rc;
         return NULL;
     }
+    s->landlock_abi = hb_landlock_abi();
+    log_landlock(s);
     if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
         plat_log_warn("spawner", "cannot become subreaper: %s", strerror(errno));
     uv_signal_init(loop, &s->sigchld);
@@ -570,6 +654,17 @@ int hb_spawner_start(hb_spawner_t *s, const char *host_id, const char *language,
         snprintf(why, why_size, "host %s is already running", host_id);
         return -EEXIST;
     }
+    const char *landlock = s->cfg->hosts.landlock.enabled ? "on" : NULL;
+    if (landlock && s->landlock_abi < 1) {
+        if (s->cfg->hosts.landlock.required) {
+            snprintf(why, why_size, "landlock required (hosts.landlock.required) but the kernel "
+                                    "has none: %s", strerror(-s->landlock_abi));
+            return -EOPNOTSUPP;
+        }
+        landlock = NULL; /* warned once at start */
+    } else if (landlock && s->cfg->hosts.landlock.required) {
+        landlock = "required";
+    }
     char workdir[PATH_MAX];
     if (snprintf(workdir, sizeof workdir, "%s/%s", s->cfg->hosts.work_dir, host_id) >=
         (int)sizeof workdir) {
@@ -593,6 +688,7 @@ int hb_spawner_start(hb_spawner_t *s, const char *host_id, const char *language,
     }
     h->sp = s;
     h->pidfd = -1;
+    h->key_wfd = -1;
     snprintf(h->id, sizeof h->id, "%s", host_id);
     snprintf(h->language, sizeof h->language, "%s", language);
     snprintf(h->version, sizeof h->version, "%s", version);
@@ -620,7 +716,10 @@ int hb_spawner_start(hb_spawner_t *s, const char *host_id, const char *language,
         snprintf(seccomp, sizeof seccomp, "default");
     /* CURVE: a fresh key pair for this host. The secret goes down a pipe
      * that becomes the host's fd KEY_FD (never argv or the environment);
-     * only the fd number and the platform's public key are in argv. */
+     * only the fd number and the platform's public key are in argv. It is
+     * written only once the platform has been sent the public key
+     * (hb_spawner_release_key): the host cannot knock before its key is
+     * on its way to the ZAP handler. The write end is close-on-exec. */
     plat_keypair_t kp;
     memset(&kp, 0, sizeof kp);
     int keyp[2] = {-1, -1};
@@ -629,15 +728,11 @@ int hb_spawner_start(hb_spawner_t *s, const char *host_id, const char *language,
         if (rc == 0 && pipe2(keyp, O_CLOEXEC) != 0)
             rc = -errno;
         if (rc == 0) {
-            char line[PLAT_KEY_Z85_LEN + 2];
-            snprintf(line, sizeof line, "%s\n", kp.secret_z85);
-            /* 41 bytes into an empty pipe: never blocks, never short. */
-            if (write(keyp[1], line, strlen(line)) != (ssize_t)strlen(line))
-                rc = -EIO;
-            explicit_bzero(line, sizeof line);
-        }
-        if (keyp[1] >= 0)
+            h->key_wfd = keyp[1];
+            memcpy(h->key_secret, kp.secret_z85, sizeof h->key_secret);
+        } else if (keyp[1] >= 0) {
             close(keyp[1]);
+        }
         if (rc < 0) {
             if (keyp[0] >= 0)
                 close(keyp[0]);
@@ -652,13 +747,49 @@ int hb_spawner_start(hb_spawner_t *s, const char *host_id, const char *language,
     }
     char key_fd_arg[8];
     snprintf(key_fd_arg, sizeof key_fd_arg, "%d", HB_KEY_FD);
-    char *args[32];
+    /* Landlock: the package store and read_paths made absolute (the
+     * wrapper runs in the work dir). One missing now is left out, loudly:
+     * the host cannot read it. */
+    const hb_config_t *c = s->cfg;
+    size_t n_ll = 0, ll_cap = landlock ? 1 + c->hosts.landlock.n_read_paths : 0;
+    char(*ll_paths)[PATH_MAX] = ll_cap ? calloc(ll_cap, PATH_MAX) : NULL;
+    char **args = calloc(32 + 2 * ll_cap, sizeof *args);
+    if (!args || (ll_cap && !ll_paths)) {
+        free(args);
+        free(ll_paths);
+        if (keyp[0] >= 0)
+            close(keyp[0]);
+        key_drop(h);
+        snprintf(why, why_size, "out of memory");
+        hb_hostlog_close(&h->log);
+        free(h);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < ll_cap; i++) {
+        const char *p =
+            i == 0 ? c->hosts.landlock.packages_dir : c->hosts.landlock.read_paths[i - 1];
+        if (realpath(p, ll_paths[n_ll]))
+            n_ll++;
+        else
+            plat_log_warn("spawner", "landlock: hosts cannot read %s (%s) id=%s path=%s",
+                          i == 0 ? "the package store hosts.landlock.packages_dir"
+                                 : "a hosts.landlock.read_paths entry",
+                          strerror(errno), host_id, p);
+    }
     size_t na = 0;
     args[na++] = s->self_exe;
     args[na++] = "--exec-host";
     if (keyp[0] >= 0) {
         args[na++] = "--keep-fd";
         args[na++] = key_fd_arg;
+    }
+    if (landlock) {
+        args[na++] = "--landlock";
+        args[na++] = (char *)landlock;
+        for (size_t i = 0; i < n_ll; i++) {
+            args[na++] = "--landlock-read";
+            args[na++] = ll_paths[i];
+        }
     }
     char *const tail[] = {"--seccomp", seccomp, lim[0], lim[1], lim[2], lim[3], "--", path,
                           "--platform", s->platform, "--host-id", h->id, "--hostboot",
@@ -704,6 +835,8 @@ int hb_spawner_start(hb_spawner_t *s, const char *host_id, const char *language,
     };
     h->started_ms = plat_mono_ms();
     rc = uv_spawn(s->loop, &h->proc, &po);
+    free(args);
+    free(ll_paths);
     if (keyp[0] >= 0)
         close(keyp[0]); /* the child has its copy (or none: spawn failed) */
     if (rc < 0) {
@@ -807,6 +940,7 @@ static int adopt_one(hb_spawner_t *s, const char *id, pid_t pid, unsigned long l
     h->sp = s;
     h->adopted = true;
     h->pidfd = pidfd;
+    h->key_wfd = -1; /* an adopted host has its key already */
     h->pid = (int32_t)pid;
     h->starttime = starttime;
     h->started_ms = plat_mono_ms();
@@ -904,6 +1038,25 @@ int hb_spawner_set_platform_key(hb_spawner_t *s, const char *platform_public_z85
         return -EINVAL;
     snprintf(s->platform_key, sizeof s->platform_key, "%s", platform_public_z85);
     return 0;
+}
+
+int hb_spawner_release_key(hb_spawner_t *s, const char *host_id)
+{
+    host_t *h = find_live(s, host_id);
+    if (!h || h->key_wfd < 0)
+        return -ENOENT;
+    char line[PLAT_KEY_Z85_LEN + 2];
+    snprintf(line, sizeof line, "%s\n", h->key_secret);
+    /* 41 bytes into an empty pipe: never blocks, never short. A host that
+     * died meanwhile gets EPIPE (SIGPIPE is ignored by the daemon). */
+    ssize_t n = write(h->key_wfd, line, strlen(line));
+    int rc = n == (ssize_t)strlen(line) ? 0 : n < 0 ? -errno : -EIO;
+    explicit_bzero(line, sizeof line);
+    key_drop(h);
+    if (rc < 0)
+        plat_log_warn("spawner", "cannot hand the host its key: %s id=%s pid=%d", strerror(-rc),
+                      h->id, (int)h->pid);
+    return rc;
 }
 
 const char *hb_spawner_public_key(hb_spawner_t *s, const char *host_id)

@@ -47,6 +47,13 @@ hb_spawner_t *hb_spawner_new(uv_loop_t *loop, const hb_config_t *cfg, const char
  * public key as --platform-key). NULL = none. 0 or -EINVAL. */
 int hb_spawner_set_platform_key(hb_spawner_t *s, const char *platform_public_z85);
 
+/* Hand a just spawned host its secret key (CURVE): the spawner holds it
+ * until then, and the host waits for it on fd HB_KEY_FD. Call once the
+ * platform has been sent the host's public key (HostLifeCycleResponse), so
+ * the key is admitted before the host can connect with it. 0, -ENOENT (no
+ * such host, or nothing held), or -errno of the write (the host is gone). */
+int hb_spawner_release_key(hb_spawner_t *s, const char *host_id);
+
 /* A live host's public key (Z85), NULL when it has none or is unknown. */
 const char *hb_spawner_public_key(hb_spawner_t *s, const char *host_id);
 

@@ -21,6 +21,10 @@
 #                       $LOGS_DIRECTORY (systemd), else <tree>/state/logs in a
 #                       checkout, else /var/log/openplatform
 #   HOSTS_WORK_DIR      the hosts' work directories (hosts.work_dir; <state>/hosts)
+#   HOSTS_PACKAGES_DIR  platformd's package store, the one tree the hosts' Landlock
+#                       sandbox lets them read beside the system and their runtime
+#                       (hosts.landlock.packages_dir; <tree>/state/packages in a
+#                       checkout, else /var/lib/openplatform/platformd/packages)
 #   HOSTBOOT_NAME       this hostboot's name (name; local)
 #   HOSTS_USER, HOSTS_GROUP   run the hosts as (hosts.user/group; "" = hostbootd's own)
 #   HOSTS_GRACE_MS, HOSTS_PLATFORM_LOST_EXIT_MS, HOSTS_LOG_MAX_BYTES, HOSTS_LOG_KEEP,
@@ -96,6 +100,15 @@ else
   fi
   logdir=$(abspath "$logdir")
   workdir=$(abspath "${HOSTS_WORK_DIR:-$state/hosts}")
+  packages=${HOSTS_PACKAGES_DIR:-}
+  if [[ -z "$packages" ]]; then
+    if ((checkout)); then
+      packages=$tree/state/packages
+    else
+      packages=/var/lib/openplatform/platformd/packages
+    fi
+  fi
+  packages=$(abspath "$packages")
   mkdir -p "$logdir" 2>/dev/null || fail "cannot create the log directory $logdir"
 
   runtime=${PLUGINHOST_BIN:-$(find_bin pluginhost bin/pluginhost pluginhost/pluginhost || true)}
@@ -129,6 +142,7 @@ else
   str PLAT_LOG_LEVEL "$level"
   str HOSTBOOT_LOG_DIR "$logdir"
   str HOSTS_WORK_DIR "$workdir"
+  str HOSTS_PACKAGES_DIR "$packages"
   str HOSTS_USER "$user"
   str HOSTS_GROUP "$group"
   grace=${HOSTS_GRACE_MS:-5000}
@@ -167,6 +181,9 @@ else
   },
   "hosts": {
     "work_dir": "$workdir",
+    "landlock": {
+      "packages_dir": "$packages"
+    },
     "user": "$user",
     "group": "$group",
     "grace_ms": $((10#$grace)),

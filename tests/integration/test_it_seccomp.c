@@ -52,32 +52,13 @@ static void start_daemons(it_env_t *env, json_t *hb_extra)
                  IT_HOSTBOOT_ID " listed ready");
 }
 
-static void show(const char *what, int st, json_t *body)
-{
-    char *dump = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    fprintf(stderr, "%s: %d %s\n", what, st, dump ? dump : "(no JSON)");
-    free(dump);
-}
-
-/* POST path with body (stolen); must answer `want`; returns the response. */
-static json_t *post_ok(it_env_t *env, const char *path, json_t *req, int want)
-{
-    json_t *body = NULL;
-    int st = it_http_post(env, path, req, &body);
-    json_decref(req);
-    if (st != want)
-        show(path, st, body);
-    IT_CHECK(env, st == want, "POST %s: %d (got %d)", path, want, st);
-    return body;
-}
-
 /* Register badsys, install it, enable and start it: the instance uuid into
  * uuid[64], its host into host[64]. */
 static void badsys_running(it_env_t *env, char uuid[64], char host[64])
 {
-    json_decref(post_ok(env, "/api/v1/packages", json_pack("{s:s}", "path", BADSYS_PACKAGE_DIR),
+    json_decref(it_post_ok(env, "/api/v1/packages", json_pack("{s:s}", "path", BADSYS_PACKAGE_DIR),
                         201));
-    json_t *body = post_ok(env, "/api/v1/instances",
+    json_t *body = it_post_ok(env, "/api/v1/instances",
                            json_pack("{s:s, s:s, s:s}", "plugin", "badsys", "version", "1.0.0",
                                      "org", "acme"),
                            201);
@@ -86,9 +67,9 @@ static void badsys_running(it_env_t *env, char uuid[64], char host[64])
     IT_CHECK(env, plat_uuid_valid(uuid), "instance uuid (%s)", uuid);
     char path[160];
     snprintf(path, sizeof path, "/api/v1/instances/%s/enable", uuid);
-    json_decref(post_ok(env, path, json_object(), 200));
+    json_decref(it_post_ok(env, path, json_object(), 200));
     snprintf(path, sizeof path, "/api/v1/instances/%s/start", uuid);
-    body = post_ok(env, path, json_object(), 200);
+    body = it_post_ok(env, path, json_object(), 200);
     IT_CHECK(env, strcmp(it_json_str(body, "instance.state"), "running") == 0, "running (%s)",
              it_json_str(body, "instance.state"));
     snprintf(host, 64, "%s", it_json_str(body, "instance.host"));
