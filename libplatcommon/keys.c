@@ -69,9 +69,11 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-/* Write `line` + "\n" to `path` with `mode`, atomically. */
-static int write_key_file(const char *path, const char *line, mode_t mode, char *why,
-                          size_t why_size)
+/* Write `line` + "\n" to `path` with `mode`, atomically; unless `replace`,
+ * an existing `path` (even one created after the caller looked) is kept
+ * and -EEXIST returned (link(2) never replaces, rename(2) does). */
+static int write_key_file(const char *path, const char *line, mode_t mode, bool replace,
+                          char *why, size_t why_size)
 {
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp) {
@@ -94,8 +96,22 @@ static int write_key_file(const char *path, const char *line, mode_t mode, char 
     explicit_bzero(buf, sizeof buf);
     if (close(fd) != 0 && rc == 0)
         rc = -errno;
-    if (rc == 0 && rename(tmp, path) != 0)
+    if (rc == 0 && replace && rename(tmp, path) != 0)
         rc = -errno;
+    if (rc == 0 && !replace) {
+        if (link(tmp, path) != 0) {
+            rc = -errno;
+            /* A file system without hard links: the caller's own check
+             * for an existing file stands. */
+            if ((rc == -EPERM || rc == -EOPNOTSUPP || rc == -ENOSYS) && rename(tmp, path) == 0)
+                rc = 0;
+        }
+        unlink(tmp);
+        if (rc == -EEXIST) {
+            snprintf(why, why_size, "%s: exists (not replaced)", path);
+            return rc;
+        }
+    }
     if (rc < 0) {
         snprintf(why, why_size, "%s: cannot write: %s", path, strerror(-rc));
         unlink(tmp);
@@ -115,16 +131,17 @@ int plat_keys_save(const char *secret_path, const char *public_path, const plat_
         snprintf(why, why_size, "%s: exists (not replaced)", secret_path);
         return -EEXIST;
     }
-    int rc = write_key_file(secret_path, kp->secret_z85, 0600, why, why_size);
+    int rc = write_key_file(secret_path, kp->secret_z85, 0600, overwrite, why, why_size);
     if (rc == 0 && public_path)
-        rc = write_key_file(public_path, kp->public_z85, 0644, why, why_size);
+        rc = write_key_file(public_path, kp->public_z85, 0644, true, why, why_size);
     return rc;
 }
 
-int plat_keys_check_private(const char *path, char *why, size_t why_size)
+/* Why the file behind `fd` (opened from `path`) is not private, or 0. */
+static int check_private_fd(int fd, const char *path, char *why, size_t why_size)
 {
     struct stat st;
-    if (lstat(path, &st) != 0) {
+    if (fstat(fd, &st) != 0) {
         int e = errno;
         snprintf(why, why_size, "%s: %s", path, strerror(e));
         return -e;
@@ -143,6 +160,40 @@ int plat_keys_check_private(const char *path, char *why, size_t why_size)
                  (unsigned)(st.st_mode & 07777));
         return -EPERM;
     }
+    return 0;
+}
+
+/* Open first, then check what was opened (fstat), so that the file checked
+ * is the file read: no window for swapping the path between the two.
+ * O_NOFOLLOW refuses a symlink (ELOOP), O_NONBLOCK keeps a FIFO from
+ * blocking the open until some writer comes, O_NOCTTY a terminal from
+ * becoming ours. */
+int plat_keys_open_private(const char *path, char *why, size_t why_size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ELOOP) {
+            snprintf(why, why_size, "%s: not a regular file (a symbolic link)", path);
+            return -EPERM;
+        }
+        snprintf(why, why_size, "%s: %s", path, strerror(e));
+        return -e;
+    }
+    int rc = check_private_fd(fd, path, why, why_size);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+int plat_keys_check_private(const char *path, char *why, size_t why_size)
+{
+    int fd = plat_keys_open_private(path, why, why_size);
+    if (fd < 0)
+        return fd;
+    close(fd);
     return 0;
 }
 
@@ -183,17 +234,11 @@ static int read_line(int fd, char *buf, size_t size)
 int plat_keys_load_secret(const char *path, plat_keypair_t *kp, char *why, size_t why_size)
 {
     memset(kp, 0, sizeof *kp);
-    int rc = plat_keys_check_private(path, why, why_size);
-    if (rc < 0)
-        return rc;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
-        int e = errno;
-        snprintf(why, why_size, "%s: %s", path, strerror(e));
-        return -e;
-    }
+    int fd = plat_keys_open_private(path, why, why_size);
+    if (fd < 0)
+        return fd;
     char buf[128];
-    rc = read_line(fd, buf, sizeof buf);
+    int rc = read_line(fd, buf, sizeof buf);
     close(fd);
     if (rc == 0 && strlen(buf) == PLAT_KEY_Z85_LEN)
         memcpy(kp->secret_z85, buf, PLAT_KEY_Z85_LEN + 1);

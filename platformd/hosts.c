@@ -31,7 +31,27 @@ struct pd_start_op {
     pd_host_ready_cb cb;  /* optional */
     void *cb_arg;
     uv_timer_t timer;
+    bool key_expected;    /* counted in pd_zap_expect_host until its answer is handled */
 };
+
+/* The ZAP handler lets an unknown key wait only while a host key is
+ * expected: from the first START until its answer is handled or the start
+ * is given up. Exactly one pd_zap_expect_done per pd_zap_expect_host. */
+static void op_expect_key(pd_start_op_t *op)
+{
+    if (op->key_expected)
+        return;
+    op->key_expected = true;
+    pd_zap_expect_host(op->pd);
+}
+
+static void op_key_settled(pd_start_op_t *op)
+{
+    if (!op->key_expected)
+        return;
+    op->key_expected = false;
+    pd_zap_expect_done(op->pd);
+}
 
 /* ---- op lifetime ------------------------------------------------------------ */
 
@@ -55,6 +75,7 @@ static void op_finish(pd_start_op_t *op)
         op_unlink(op);
         uv_timer_stop(&op->timer);
     }
+    op_key_settled(op);
     if (!op->request_pending && !uv_is_closing((uv_handle_t *)&op->timer))
         uv_close((uv_handle_t *)&op->timer, on_op_timer_closed);
 }
@@ -188,6 +209,7 @@ static void on_start_reply(int status, const Plat__PlatformMessage *reply, void 
     if (resp && resp->host && resp->host->public_key.len)
         pd_zap_admit_host(pd, op->host_id, resp->host->public_key.data,
                           resp->host->public_key.len, op->hostboot);
+    op_key_settled(op);
     plat_log_info("hosts", "host spawned, waiting for its ready report id=%s pid=%d hostboot=%s",
                   op->host_id, ep ? (int)ep->pid : 0, op->hostboot);
     if (ep && ep->host_state == PD_HOST_READY) {
@@ -333,6 +355,7 @@ int pd_hosts_start(pd_t *pd, const char *language, const char *version, const ch
     snprintf(id_out, PLAT_ID_MAX + 1, "%s", op->host_id);
     plat_log_notice("hosts", "starting host id=%s hostboot=%s language=%s version=%s mode=%s",
                     op->host_id, op->hostboot, language, version, mode);
+    op_expect_key(op);
     send_start(op);
     return 0;
 }

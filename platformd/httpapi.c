@@ -492,7 +492,8 @@ static bool authorized(const pd_httpapi_t *api, struct MHD_Connection *conn)
  * ours and private: anything else is refused, naming the file. */
 static int load_token(const char *path, char *out, size_t size)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* Non-blocking: a FIFO put there must be refused, not hang the start. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
     if (fd < 0 && errno == ENOENT) {
         unsigned char raw[24];
         if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)

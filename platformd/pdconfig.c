@@ -68,7 +68,8 @@ static const plat_cfg_field_t pd_bus_table[] = {
      .def_int = 10000,
      .min = 0,
      .max = 600000,
-     .doc = "a connection with a key not admitted (yet) waits this long for a hostboot to "
+     .doc = "while a host key is expected (a START unanswered, a hostboot's report awaited), "
+            "a connection with a key not admitted (yet) waits this long for a hostboot to "
             "report it as a host's key before it is refused; 0 = refuse at once"},
     {.key = "rate_per_sec",
      .type = PLAT_CFG_INT,

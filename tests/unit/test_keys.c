@@ -596,6 +596,89 @@ static void test_read_fd(void **state)
     plat_keys_wipe(&kp);
 }
 
+/* The file checked is the file read: plat_keys_open_private hands out the
+ * descriptor it fstat()ed, so swapping the path afterwards changes nothing
+ * (the old lstat-then-open could be raced). A symlink to a good key, a
+ * FIFO (without anyone writing: must not hang), a directory and a 0640
+ * file are refused through every entry point, naming the file. */
+static void test_open_private_checks_what_it_reads(void **state)
+{
+    fx_t *f = *state;
+    plat_keypair_t kp, other, back;
+    new_pair(&kp);
+    new_pair(&other);
+    assert_int_equal(plat_keys_save(f->secret, NULL, &kp, false, f->why, sizeof f->why), 0);
+
+    int fd = plat_keys_open_private(f->secret, f->why, sizeof f->why);
+    assert_true(fd >= 0);
+    /* the path now names another file (a world-readable one, even) */
+    char swap[160];
+    snprintf(swap, sizeof swap, "%s/swap.key", f->dir);
+    char line[64];
+    snprintf(line, sizeof line, "%s\n", other.secret_z85);
+    write_str(swap, line, 0644);
+    assert_int_equal(rename(swap, f->secret), 0);
+    assert_int_equal(plat_keys_read_fd(fd, &back, f->why, sizeof f->why), 0);
+    assert_string_equal(back.secret_z85, kp.secret_z85); /* the checked file's key */
+    /* and the swapped-in file, opened afresh, is refused for its mode */
+    f->why[0] = 0;
+    assert_int_equal(plat_keys_open_private(f->secret, f->why, sizeof f->why), -EPERM);
+    assert_why(f, f->secret, "0644");
+    assert_int_equal(unlink(f->secret), 0);
+
+    assert_int_equal(plat_keys_save(f->secret, NULL, &kp, false, f->why, sizeof f->why), 0);
+    char link[160], fifo[160], sub[160];
+    snprintf(link, sizeof link, "%s/link.key", f->dir);
+    snprintf(fifo, sizeof fifo, "%s/fifo.key", f->dir);
+    snprintf(sub, sizeof sub, "%s/sub.key", f->dir);
+    assert_int_equal(symlink(f->secret, link), 0);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    /* A blocking open of the FIFO would wait for a writer forever: the
+     * alarm turns such a hang into a failure instead of a stuck test. */
+    alarm(30);
+    const char *bad[] = {link, fifo, sub};
+    for (size_t i = 0; i < 3; i++) {
+        f->why[0] = 0;
+        memset(&back, 'x', sizeof back);
+        assert_int_equal(plat_keys_load_secret(bad[i], &back, f->why, sizeof f->why), -EPERM);
+        assert_why(f, bad[i], "not a regular file");
+        assert_int_equal(back.secret_z85[0], 0);
+        f->why[0] = 0;
+        assert_int_equal(plat_keys_check_private(bad[i], f->why, sizeof f->why), -EPERM);
+        assert_why(f, bad[i], "not a regular file");
+        f->why[0] = 0;
+        assert_int_equal(plat_keys_open_private(bad[i], f->why, sizeof f->why), -EPERM);
+        assert_why(f, bad[i], "not a regular file");
+    }
+    alarm(0);
+    assert_int_equal(unlink(link), 0);
+    assert_int_equal(unlink(fifo), 0);
+    assert_int_equal(rmdir(sub), 0);
+
+    /* 0640: refused with the mode in the message, no fd left open */
+    assert_int_equal(chmod(f->secret, 0640), 0);
+    int before = open("/dev/null", O_RDONLY);
+    assert_true(before >= 0);
+    close(before);
+    f->why[0] = 0;
+    assert_int_equal(plat_keys_open_private(f->secret, f->why, sizeof f->why), -EPERM);
+    assert_why(f, f->secret, "mode 0640");
+    f->why[0] = 0;
+    assert_int_equal(plat_keys_load_secret(f->secret, &back, f->why, sizeof f->why), -EPERM);
+    assert_why(f, f->secret, "mode 0640");
+    int after = open("/dev/null", O_RDONLY);
+    assert_int_equal(after, before); /* lowest free fd unchanged: nothing leaked */
+    close(after);
+    /* a missing file: -ENOENT naming it */
+    f->why[0] = 0;
+    assert_int_equal(plat_keys_open_private(swap, f->why, sizeof f->why), -ENOENT);
+    assert_why(f, swap, NULL);
+    plat_keys_wipe(&kp);
+    plat_keys_wipe(&other);
+    plat_keys_wipe(&back);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -610,6 +693,7 @@ int main(void)
         T(test_malformed_z85_refused),
         T(test_derive_and_convert),
         T(test_read_fd),
+        T(test_open_private_checks_what_it_reads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

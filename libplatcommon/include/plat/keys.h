@@ -43,8 +43,15 @@ int plat_keys_save(const char *secret_path, const char *public_path, const plat_
 
 /* Check that `path` is a private file: regular, not a symlink, owned by
  * the effective uid, no group/other permission bits. 0 or -EPERM/-errno
- * with why[] naming the file and what is wrong. */
+ * with why[] naming the file and what is wrong. (Opens and fstat()s it: a
+ * FIFO or device is never waited on.) */
 int plat_keys_check_private(const char *path, char *why, size_t why_size);
+
+/* The same check, race-free: open `path` (read-only, O_CLOEXEC, no symlink
+ * followed, non-blocking so a FIFO cannot hang the caller), then fstat()
+ * the descriptor. Returns the open fd (the caller reads the checked file
+ * from it and closes it), or -EPERM/-errno with why[] as above. */
+int plat_keys_open_private(const char *path, char *why, size_t why_size);
 
 /* Load a secret key file (checked with plat_keys_check_private) and derive
  * the public key. 0 or -errno with why[] naming the file. */
