@@ -42,6 +42,14 @@ int plat_endpoint_set_default_curve(const char *secret_z85, const char *server_p
     return 0;
 }
 
+/* The socket monitor, before bind/connect; 0 or -errno. */
+static int apply_monitor(void *s, const plat_endpoint_opts_t *opts)
+{
+    if (!opts || !opts->monitor_addr)
+        return 0;
+    return zmq_socket_monitor(s, opts->monitor_addr, opts->monitor_events) == 0 ? 0 : -errno;
+}
+
 /* CURVE server (ROUTER) or client (DEALER) options; 0 or -EINVAL. */
 static int apply_curve(void *s, plat_endpoint_role_t role, const plat_endpoint_opts_t *opts)
 {
@@ -106,6 +114,8 @@ plat_endpoint_t *plat_endpoint_router_new(const char *bind_addr, const plat_endp
     zsock_set_router_mandatory(ep->sock, 1);
     zsock_set_router_handover(ep->sock, 1);
     int crc = apply_curve(zsock_resolve(ep->sock), PLAT_ENDPOINT_ROUTER, opts);
+    if (crc == 0)
+        crc = apply_monitor(zsock_resolve(ep->sock), opts);
     if (crc < 0 || zmq_bind(zsock_resolve(ep->sock), bind_addr) != 0) {
         int e = crc < 0 ? -crc : errno;
         zsock_destroy(&ep->sock);
@@ -137,6 +147,8 @@ plat_endpoint_t *plat_endpoint_dealer_new(const char *identity, const char *conn
     apply_opts(ep->sock, opts);
     zmq_setsockopt(zsock_resolve(ep->sock), ZMQ_ROUTING_ID, identity, strlen(identity));
     int crc = apply_curve(zsock_resolve(ep->sock), PLAT_ENDPOINT_DEALER, opts);
+    if (crc == 0)
+        crc = apply_monitor(zsock_resolve(ep->sock), opts);
     if (crc < 0 || zmq_connect(zsock_resolve(ep->sock), connect_addr) != 0) {
         int e = crc < 0 ? -crc : errno;
         zsock_destroy(&ep->sock);

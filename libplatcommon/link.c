@@ -314,29 +314,30 @@ static void monitor_stop(plat_link_t *l)
     zsock_destroy(&l->monitor);
 }
 
-static int monitor_start(plat_link_t *l)
+/* The PAIR that hears the DEALER's handshakes, connected before the DEALER
+ * exists (inproc allows connect before bind) so that the first handshake
+ * is not missed: the count is what tells a new connection from the first.
+ * Its address goes into the endpoint options (plat_endpoint_opts_t). */
+static int monitor_open(plat_link_t *l, char addr[64])
 {
     /* A fresh name each time: a stopped monitor's inproc name may stay
      * bound for a moment after zmq_socket_monitor(NULL). */
     static unsigned long seq;
-    char addr[64];
-    snprintf(addr, sizeof addr, "inproc://plat-link-monitor-%lu",
+    snprintf(addr, 64, "inproc://plat-link-monitor-%lu",
              __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
-    void *s = plat_endpoint_handle(plat_bus_endpoint(l->bus));
-    if (zmq_socket_monitor(s, addr, ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0)
-        return -errno;
     l->monitor = zsock_new(ZMQ_PAIR);
     if (!l->monitor || zsock_connect(l->monitor, "%s", addr) != 0) {
-        monitor_stop(l);
-        return -ENOMEM;
-    }
-    l->monitor_watch = plat_uvzmq_new(l->loop, zsock_resolve(l->monitor), 16,
-                                      on_monitor_readable, l);
-    if (!l->monitor_watch) {
-        monitor_stop(l);
+        zsock_destroy(&l->monitor);
         return -ENOMEM;
     }
     return 0;
+}
+
+static int monitor_watch(plat_link_t *l)
+{
+    l->monitor_watch = plat_uvzmq_new(l->loop, zsock_resolve(l->monitor), 16,
+                                      on_monitor_readable, l);
+    return l->monitor_watch ? 0 : -ENOMEM;
 }
 
 plat_link_t *plat_link_new(uv_loop_t *loop, const plat_link_opts_t *opts)
@@ -366,6 +367,13 @@ plat_link_t *plat_link_new(uv_loop_t *loop, const plat_link_opts_t *opts)
     l->backoff_ms = l->opts.retry_initial_ms;
     l->state = PLAT_LINK_REGISTERING;
 
+    char monitor_addr[64];
+    int mrc = monitor_open(l, monitor_addr);
+    if (mrc < 0) {
+        free(l);
+        errno = -mrc;
+        return NULL;
+    }
     plat_bus_opts_t bo = {
         .role = PLAT_ENDPOINT_DEALER,
         .identity = l->identity,
@@ -376,15 +384,12 @@ plat_link_t *plat_link_new(uv_loop_t *loop, const plat_link_opts_t *opts)
         .on_drop = on_drop,
         .arg = l,
     };
+    bo.endpoint.monitor_addr = monitor_addr;
+    bo.endpoint.monitor_events = ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
     l->bus = plat_bus_new(loop, &bo);
-    if (!l->bus) {
-        int e = errno;
-        free(l);
-        errno = e;
-        return NULL;
-    }
-    int mrc = monitor_start(l);
+    mrc = l->bus ? monitor_watch(l) : -(errno ? errno : ENOMEM);
     if (mrc < 0) {
+        monitor_stop(l);
         plat_bus_destroy(&l->bus);
         free(l);
         errno = -mrc;

@@ -45,9 +45,13 @@ static void drain(plat_uvzmq_t *w)
 
 static void on_poll(uv_poll_t *h, int status, int events)
 {
-    (void)status;
     (void)events;
-    /* Only a wake-up: the check handle after this poll phase drains. */
+    /* Only a wake-up: the check handle after this poll phase drains. On an
+     * error libuv has stopped the poll, and input would only be seen when
+     * something else wakes the loop: say so (never seen with libzmq's
+     * eventfd/socketpair signaler). */
+    if (status < 0)
+        plat_log_err("uvzmq", "poll on ZMQ_FD failed, watcher stopped: %s", uv_strerror(status));
     (void)h;
 }
 
@@ -59,6 +63,11 @@ static void on_check(uv_check_t *h)
 
 static void on_idle(uv_idle_t *h) { (void)h; }
 
+/* Runs right before the loop may block (after timers, pending and idle
+ * callbacks; uv_backend_timeout is computed after it), so every send or
+ * recv the owner did since the last look is covered: the invariant is "the
+ * loop never blocks while ZMQ_EVENTS shows POLLIN", not "a kick after every
+ * send" (tests/unit/test_uvzmq.c, the lost-wake-up tests). */
 static void on_prepare(uv_prepare_t *h)
 {
     plat_uvzmq_t *w = h->data;

@@ -368,6 +368,25 @@ const char *it_hostbootd_config(it_env_t *env, const char *name, json_t *extra)
         assert_int_equal(json_object_set_new(copy, inside[i].key, json_string(path)), 0);
         assert_int_equal(json_object_set_new(root, inside[i].object, copy), 0);
     }
+    /* The hosts' Landlock sandbox (docs/security-sandbox.md) lets them read
+     * platformd's package store, which is in the temp dir: its path goes
+     * into hosts.landlock.packages_dir unless `extra` sets it. */
+    json_t *hosts = json_object_get(root, "hosts");
+    if (json_is_object(hosts)) {
+        json_t *copy = json_deep_copy(hosts); /* may be `extra`'s: leave that alone */
+        assert_non_null(copy);
+        json_t *ll = json_object_get(copy, "landlock");
+        if (!ll) {
+            ll = json_object();
+            assert_int_equal(json_object_set_new(copy, "landlock", ll), 0);
+        }
+        if (json_is_object(ll) && !json_object_get(ll, "packages_dir")) {
+            char store[IT_PATH_MAX + 32];
+            snprintf(store, sizeof store, "%s/platform-state/packages", env->dir);
+            assert_int_equal(json_object_set_new(ll, "packages_dir", json_string(store)), 0);
+        }
+        assert_int_equal(json_object_set_new(root, "hosts", copy), 0);
+    }
     return write_json(env, "hostbootd.json", root, NULL);
 }
 
@@ -527,6 +546,16 @@ char *it_read_log(const it_proc_t *p)
         return strdup("");
     buf[len] = 0;
     return buf;
+}
+
+int it_log_count(const it_proc_t *p, const char *needle)
+{
+    char *log = it_read_log(p);
+    int n = 0;
+    for (const char *at = log; at && (at = strstr(at, needle)); at += strlen(needle))
+        n++;
+    free(log);
+    return n;
 }
 
 static void dump_log(const it_proc_t *p, int lines)
@@ -1017,6 +1046,20 @@ int it_http_bg_finish(it_http_bg_t **bgp, json_t **resp)
 int it_http_post(const it_env_t *env, const char *path, json_t *body, json_t **resp)
 {
     return it_http_request(env, "POST", path, body, resp);
+}
+
+json_t *it_post_ok(it_env_t *env, const char *path, json_t *req, int want)
+{
+    json_t *body = NULL;
+    int st = it_http_post(env, path, req, &body);
+    json_decref(req);
+    if (st != want) {
+        char *dump = body ? json_dumps(body, JSON_COMPACT) : NULL;
+        fprintf(stderr, "POST %s: %d %s\n", path, st, dump ? dump : "(no JSON)");
+        free(dump);
+    }
+    IT_CHECK(env, st == want, "POST %s: %d (got %d)", path, want, st);
+    return body;
 }
 
 int it_http_delete(const it_env_t *env, const char *path, json_t **resp)

@@ -142,6 +142,8 @@ void it_kill9(it_proc_t *p);
 
 /* Whole log of the process (malloc'd, NUL-terminated; "" when empty). */
 char *it_read_log(const it_proc_t *p);
+/* How many times `needle` occurs in p's log so far. */
+int it_log_count(const it_proc_t *p, const char *needle);
 
 /* Print the last `lines` lines of every process log of the env to stderr. */
 void it_dump_logs(const it_env_t *env, int lines);
@@ -183,6 +185,9 @@ int it_http_request(const it_env_t *env, const char *method, const char *path, j
                     json_t **resp);
 /* POST `body` (borrowed) / DELETE `path`: it_http_request conveniences. */
 int it_http_post(const it_env_t *env, const char *path, json_t *body, json_t **resp);
+/* POST `req` (stolen) to `path`; the status must be `want` (else the body is
+ * printed and the test fails). Returns the response body (the caller's). */
+json_t *it_post_ok(it_env_t *env, const char *path, json_t *req, int want);
 int it_http_delete(const it_env_t *env, const char *path, json_t **resp);
 
 /* Raw body in, raw body out: `method` http://127.0.0.1:<http port><path>

@@ -114,16 +114,6 @@ static void expect_nothing_before_probe(it_env_t *env, it_client_t *c)
     (void)expect_reply_to(env, c, seq);
 }
 
-static int count_in_log(const it_proc_t *p, const char *needle)
-{
-    char *log = it_read_log(p);
-    int n = 0;
-    for (const char *s = log; (s = strstr(s, needle)); s += strlen(needle))
-        n++;
-    free(log);
-    return n;
-}
-
 static it_proc_t *platformd_of(it_env_t *env);
 
 /* Poll platformd's log until `needle` appears at least `n` times. */
@@ -131,7 +121,7 @@ static void wait_log(it_env_t *env, const char *needle, int n)
 {
     it_proc_t *pd = platformd_of(env);
     uint64_t deadline = it_now_ms() + IT_DEADLINE_MS;
-    while (count_in_log(pd, needle) < n) {
+    while (it_log_count(pd, needle) < n) {
         IT_CHECK(env, it_now_ms() < deadline, "platformd never logged \"%s\" %d times", needle,
                  n);
         IT_CHECK(env, it_alive(pd), "platformd exited");
@@ -198,7 +188,7 @@ static void test_unauthenticated_clients_refused(void **state)
     assert_int_equal(plat_keys_new(&fake_server), 0);
     char id3[64];
     it_new_host_id(id3);
-    int failed_before = count_in_log(g_platformd, "bus handshake failed");
+    int failed_before = it_log_count(g_platformd, "bus handshake failed");
     it_client_t *wrong_server =
         it_client_new_curve(env, id3, it_key_for(env, id3, true), fake_server.public_z85);
     m = plat_msg_host_ready(id3, (int32_t)getpid(), "c", "1", "dev", PLAT_VERSION, 1);

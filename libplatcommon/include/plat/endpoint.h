@@ -29,6 +29,12 @@ typedef struct {
      * used. The strings are copied into the socket at creation. */
     const char *curve_secret;     /* own secret key */
     const char *curve_server_key; /* DEALER: the ROUTER's public key */
+    /* Socket events (ZMQ_EVENT_* mask) published on inproc address
+     * `monitor_addr` (zmq_socket_monitor), set up before the socket binds
+     * or connects so no event is missed: connect a PAIR to it first.
+     * NULL = none. */
+    const char *monitor_addr;
+    int monitor_events;
 } plat_endpoint_opts_t;
 
 #define PLAT_ZAP_DOMAIN "platform"

@@ -25,7 +25,8 @@ plat_uvzmq_t *plat_uvzmq_new(uv_loop_t *loop, void *zsocket, unsigned budget,
                              plat_uvzmq_read_cb read_cb, void *arg);
 
 /* Call after sending on the socket: re-checks ZMQ_EVENTS on the next loop
- * iteration so input that arrived meanwhile is not stranded. Cheap. */
+ * iteration so input that arrived meanwhile is not stranded. Cheap. (The
+ * uv_prepare re-checks before every block anyway; the kick is a hint.) */
 void plat_uvzmq_kick(plat_uvzmq_t *w);
 
 /* Stop and uv_close every handle; memory is freed by the close callbacks,
