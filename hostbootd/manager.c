@@ -90,13 +90,14 @@ static void on_host_exit(const hb_exit_t *x, void *arg)
     plat_envelope_free(&r);
 }
 
-static void reply(hb_manager_t *m, const Plat__PlatformMessage *req, Plat__PlatformMessage *resp)
+static int reply(hb_manager_t *m, const Plat__PlatformMessage *req, Plat__PlatformMessage *resp)
 {
     int rc = resp ? plat_bus_reply(plat_link_bus(m->link), req, resp) : -ENOMEM;
     if (rc < 0)
         plat_log_err("manager", "host lifecycle reply not sent: %s seq=%llu", strerror(-rc),
                      (unsigned long long)req->header->seq_no);
     plat_envelope_free(&resp);
+    return rc;
 }
 
 static void on_lifecycle(hb_manager_t *m, const Plat__PlatformMessage *req)
@@ -121,7 +122,9 @@ static void on_lifecycle(hb_manager_t *m, const Plat__PlatformMessage *req)
                 resp ? resp->host_boot->host_life_cycle_response : NULL;
             if (key && lr && lr->host && set_public_key(lr->host, key) != 0)
                 plat_envelope_free(&resp);
-            reply(m, req, resp);
+            rc = reply(m, req, resp);
+            if (key) /* a host whose first answer was never sent still waits for its key */
+                hb_spawner_release_key(m->spawner, id, rc == 0);
             return;
         }
         Plat__PlatformMessage *resp = plat_msg_host_lifecycle_response(
@@ -132,11 +135,12 @@ static void on_lifecycle(hb_manager_t *m, const Plat__PlatformMessage *req)
             resp ? resp->host_boot->host_life_cycle_response : NULL;
         if (key && lr && lr->host && set_public_key(lr->host, key) != 0)
             plat_envelope_free(&resp);
-        reply(m, req, resp);
-        /* Only now may the host read its secret and connect: the platform
-         * is admitting its key (a host knocking first would be held in
-         * the ZAP wait queue, which a flood of made-up keys can fill). */
-        hb_spawner_release_key(m->spawner, id);
+        /* Only once the platform has been sent the public key may the host
+         * read its secret and connect (a host knocking first would be held
+         * in the ZAP wait queue, which a flood of made-up keys can fill);
+         * not sent, the platform could never admit it: no key, it exits. */
+        rc = reply(m, req, resp);
+        hb_spawner_release_key(m->spawner, id, rc == 0);
         return;
     }
     if (r->action == PLAT__HOST_LIFE_CYCLE_REQUEST_MESSAGE__ACTION__DELETE) {

@@ -352,6 +352,7 @@ static void remove_workdir(const hb_spawner_t *s, const char *host_id)
  * its status cannot be known (reported as status -1). */
 static void host_exited(host_t *h, int64_t exit_status, int term_signal)
 {
+    key_drop(h); /* a key never handed over dies with the host */
     hb_spawner_t *s = h->sp;
     h->exited = true;
     unlink_live(s, h);
@@ -1040,11 +1041,18 @@ int hb_spawner_set_platform_key(hb_spawner_t *s, const char *platform_public_z85
     return 0;
 }
 
-int hb_spawner_release_key(hb_spawner_t *s, const char *host_id)
+int hb_spawner_release_key(hb_spawner_t *s, const char *host_id, bool hand_over)
 {
     host_t *h = find_live(s, host_id);
     if (!h || h->key_wfd < 0)
         return -ENOENT;
+    if (!hand_over) {
+        key_drop(h);
+        plat_log_warn("spawner", "host key withheld (the platform was not told it): the host "
+                                 "reads end-of-file and exits id=%s pid=%d",
+                      h->id, (int)h->pid);
+        return 0;
+    }
     char line[PLAT_KEY_Z85_LEN + 2];
     snprintf(line, sizeof line, "%s\n", h->key_secret);
     /* 41 bytes into an empty pipe: never blocks, never short. A host that

@@ -50,9 +50,11 @@ int hb_spawner_set_platform_key(hb_spawner_t *s, const char *platform_public_z85
 /* Hand a just spawned host its secret key (CURVE): the spawner holds it
  * until then, and the host waits for it on fd HB_KEY_FD. Call once the
  * platform has been sent the host's public key (HostLifeCycleResponse), so
- * the key is admitted before the host can connect with it. 0, -ENOENT (no
+ * the key is admitted before the host can connect with it; with
+ * `hand_over` false (the answer could not be sent) the key is dropped and
+ * the pipe closed: the host reads end-of-file and exits. 0, -ENOENT (no
  * such host, or nothing held), or -errno of the write (the host is gone). */
-int hb_spawner_release_key(hb_spawner_t *s, const char *host_id);
+int hb_spawner_release_key(hb_spawner_t *s, const char *host_id, bool hand_over);
 
 /* A live host's public key (Z85), NULL when it has none or is unknown. */
 const char *hb_spawner_public_key(hb_spawner_t *s, const char *host_id);

@@ -16,6 +16,9 @@
 #define PENDING_DEFAULT_TIMEOUT_MS 60000u
 #define PEERS_SWEEP_AT 4096
 #define PEER_IDLE_FORGET_MS 30000u
+/* A peer holding a route is live until proven otherwise: its route is the
+ * only way to reach it, and a heartbeat interval may be minutes. */
+#define PEER_ROUTE_FORGET_MS 3600000u
 
 typedef struct {
     uint64_t seq;
@@ -132,7 +135,9 @@ static void peers_sweep(plat_bus_t *bus, uint64_t now)
         return;
     for (const char *k = zlistx_first(keys); k; k = zlistx_next(keys)) {
         peer_t *p = zhashx_lookup(bus->peers, k);
-        if (p && p->n_pend == 0 && now - p->last_seen_ms > PEER_IDLE_FORGET_MS)
+        uint64_t idle = now - (p ? p->last_seen_ms : now);
+        if (p && p->n_pend == 0 &&
+            idle > (p->route[0] ? PEER_ROUTE_FORGET_MS : PEER_IDLE_FORGET_MS))
             zhashx_delete(bus->peers, k);
     }
     zlistx_destroy(&keys);
@@ -399,6 +404,12 @@ static int on_readable(void *arg)
     plat_envelope_free(&m);
     zmq_msg_close(&payload);
     return 1;
+}
+
+void plat_bus_forget_peer(plat_bus_t *bus, const char *peer)
+{
+    if (bus && bus->peers && peer)
+        zhashx_delete(bus->peers, peer);
 }
 
 unsigned plat_bus_pending(const plat_bus_t *bus, const char *peer)

@@ -128,7 +128,7 @@ void pd_router_on_message(plat_bus_t *bus, const plat_bus_rx_t *rx, void *arg)
         if (is_request(m))
             reply_error(pd, m, -ENOTCONN, "not registered: send Control.ready or a HostBoot "
                                           "register report first",
-                        rx->peer);
+                        m->header->destination->id);
         return;
     }
     if (came_back)
@@ -146,10 +146,29 @@ void pd_router_on_drop(plat_bus_t *bus, plat_bus_drop_t reason, const char *peer
     (void)bus;
     (void)arg;
     const Plat__Header *h = msg ? msg->header : NULL;
-    /* A late pong is routine on a slow peer; the rest is worth a warning. */
-    plat_log(reason == PLAT_BUS_DROP_LATE_REPLY ? PLAT_LOG_DEBUG : PLAT_LOG_WARNING, "router",
-             "dropped message: %s (%s) peer=%s source=%s destination=%s seq=%llu",
+    /* A late pong is routine on a slow peer; the rest is worth a warning,
+     * at most one line a second per reason (a hostile peer's flood is
+     * counted in bus.dropped, not written out message by message). */
+    static struct {
+        uint64_t second;
+        unsigned suppressed;
+    } limit[PLAT_BUS_DROP__COUNT];
+    bool late = reason == PLAT_BUS_DROP_LATE_REPLY;
+    unsigned suppressed = 0;
+    if (!late && (unsigned)reason < PLAT_BUS_DROP__COUNT) {
+        uint64_t second = plat_mono_ms() / 1000 + 1;
+        if (limit[reason].second == second) {
+            limit[reason].suppressed++;
+            return;
+        }
+        limit[reason].second = second;
+        suppressed = limit[reason].suppressed;
+        limit[reason].suppressed = 0;
+    }
+    plat_log(late ? PLAT_LOG_DEBUG : PLAT_LOG_WARNING, "router",
+             "dropped message: %s (%s) peer=%s source=%s destination=%s seq=%llu "
+             "not_logged_before=%u",
              plat_bus_drop_name(reason), why, peer && *peer ? peer : "-",
              h ? h->source->id : "-", h ? h->destination->id : "-",
-             h ? (unsigned long long)h->seq_no : 0ULL);
+             h ? (unsigned long long)h->seq_no : 0ULL, suppressed);
 }

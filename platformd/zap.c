@@ -779,6 +779,8 @@ void pd_zap_forget_host(pd_t *pd, const char *host_id)
     if (e && e->kind == KEY_HOST && strcmp(e->id, host_id) == 0)
         zhashx_delete(z->by_key, k);
     plat_log_debug("zap", "host key forgotten id=%s key=%s", host_id, k);
+    if (pd->bus)
+        plat_bus_forget_peer(pd->bus, host_id); /* and its route: nobody holds that key now */
     zhashx_delete(z->host_keys, host_id);
     z->st.host_keys = zhashx_size(z->host_keys);
 }

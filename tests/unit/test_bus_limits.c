@@ -736,6 +736,18 @@ static void test_curve_route_cannot_be_taken_over(void **state)
     WAIT_FOR(f, f->b.n_rx == 1);
     assert_int_equal(f->a.n_rx, old0);
     assert_int_equal(raw_pending(bare, 0) + raw_pending(guessed, 0), 0);
+
+    /* its key revoked: the route is forgotten, A is unroutable until it
+     * speaks again */
+    plat_bus_forget_peer(r->bus, a_id);
+    m = plat_msg_pong(PLAT__HOST_STATE__HOST_STATE_READY);
+    assert_int_equal(plat_bus_send(r->bus, a_id, m), -EHOSTUNREACH);
+    int rx0 = r->n_rx;
+    send_event(&f->b, PLAT_PLATFORM_ID);
+    WAIT_FOR(f, r->n_rx == rx0 + 1);
+    assert_int_equal(plat_bus_send(r->bus, a_id, m), 0);
+    plat_envelope_free(&m);
+    WAIT_FOR(f, f->b.n_rx == 2);
     plat_keys_wipe(&km);
     plat_keys_wipe(&kc);
 }

@@ -153,6 +153,10 @@ int plat_bus_reply_error(plat_bus_t *bus, const Plat__PlatformMessage *request, 
  * Returns 0, -EHOSTUNREACH, -EAGAIN. */
 int plat_bus_forward(plat_bus_t *bus, const char *peer, const uint8_t *raw, size_t len);
 
+/* ROUTER: forget what the bus keeps of `peer` (its route, its limits),
+ * e.g. once its key is revoked; it is unroutable until it speaks again. */
+void plat_bus_forget_peer(plat_bus_t *bus, const char *peer);
+
 /* Requests of `peer` to this ROUTER not answered yet (max_pending). */
 unsigned plat_bus_pending(const plat_bus_t *bus, const char *peer);
 

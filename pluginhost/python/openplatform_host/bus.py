@@ -4,6 +4,7 @@ requests waiting for their reply. Bus thread only (ZeroMQ sockets are not
 thread-safe); docs/protocol.md is the contract."""
 
 import errno
+import itertools
 import re
 import secrets
 import time
@@ -34,6 +35,9 @@ _HOSTBOOT_RE = re.compile(r"^hostboot-[a-z0-9][a-z0-9._-]{0,63}$")
 
 ROUTE_SEP = "/"
 ROUTE_TOKEN_LEN = 32  # lowercase hex characters of a 128-bit random token
+
+
+_monitor_seq = itertools.count(1)
 
 
 def route_for(identity):
@@ -121,6 +125,7 @@ class Bus:
         self.stats = {"rx": 0, "tx": 0, "dropped": 0}
         self.zctx = zmq.Context.instance()
         s = self.zctx.socket(zmq.DEALER)
+        monitor = None
         try:
             s.setsockopt(zmq.MAXMSGSIZE, max_msg_size)
             s.setsockopt(zmq.SNDHWM, 1000)
@@ -135,15 +140,23 @@ class Bus:
                 s.setsockopt(zmq.CURVE_SERVERKEY, server.encode())
                 s.setsockopt(zmq.CURVE_PUBLICKEY, public)
                 s.setsockopt(zmq.CURVE_SECRETKEY, secret.encode())
+            # Handshake events of the socket: a handshake after the first is
+            # a new connection to the platform (restarted, or the connection
+            # broke), which learns our route only from what we send next.
+            # Watched before connecting, so the first one is never missed.
+            addr = "inproc://openplatform-monitor-%d" % next(_monitor_seq)
+            monitor = self.zctx.socket(zmq.PAIR)
+            monitor.setsockopt(zmq.LINGER, 0)
+            monitor.connect(addr)
+            s.monitor(addr, zmq.EVENT_HANDSHAKE_SUCCEEDED)
             s.connect(address)
         except Exception:
+            if monitor is not None:
+                monitor.close(0)
             s.close(0)
             raise
         self.sock = s
-        # Handshake events of the socket: a handshake after the first is a
-        # new connection to the platform (restarted, or the connection
-        # broke), which learns our route only from what we send next.
-        self.monitor = s.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self.monitor = monitor
         self.handshakes = 0
 
     def new_connections(self):
