@@ -548,6 +548,27 @@ char *it_read_log(const it_proc_t *p)
     return buf;
 }
 
+void it_hostbootd_config_refused(it_env_t *env, json_t *hb_extra, ...)
+{
+    const char *cfg = it_hostbootd_config(env, IT_HOSTBOOT_NAME, hb_extra);
+    json_decref(hb_extra);
+    it_proc_t *p = it_start_hostbootd(env, cfg);
+    int st = it_wait_exit(p, IT_DEADLINE_MS);
+    IT_CHECK(env, WIFEXITED(st) && WEXITSTATUS(st) == 78, "hostbootd exits 78 (status 0x%x)", st);
+    char *log = it_read_log(p);
+    va_list ap;
+    va_start(ap, hb_extra);
+    const char *missing = NULL;
+    for (const char *n = va_arg(ap, const char *); n && !missing; n = va_arg(ap, const char *))
+        if (!strstr(log, n))
+            missing = n;
+    va_end(ap);
+    if (missing)
+        fprintf(stderr, "hostbootd log:\n%s\n", log);
+    free(log);
+    IT_CHECK(env, !missing, "the refusal names %s", missing ? missing : "");
+}
+
 int it_log_count(const it_proc_t *p, const char *needle)
 {
     char *log = it_read_log(p);

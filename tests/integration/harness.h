@@ -145,6 +145,12 @@ char *it_read_log(const it_proc_t *p);
 /* How many times `needle` occurs in p's log so far. */
 int it_log_count(const it_proc_t *p, const char *needle);
 
+/* hostbootd started with `hb_extra` (stolen) merged into its config must
+ * refuse the config: exit 78 (EX_CONFIG) with every one of the NULL-ended
+ * needles in its log (printed when one is missing). */
+void it_hostbootd_config_refused(it_env_t *env, json_t *hb_extra, ...)
+    __attribute__((sentinel));
+
 /* Print the last `lines` lines of every process log of the env to stderr. */
 void it_dump_logs(const it_env_t *env, int lines);
 

@@ -276,18 +276,9 @@ static void test_python_host(void **state)
 static void test_unknown_key_refused(void **state)
 {
     it_env_t *env = *state;
-    json_t *hb = json_pack("{s:{s:{s:b, s:b}}}", "hosts", "landlock", "enabled", 1, "strict", 1);
-    const char *cfg = it_hostbootd_config(env, IT_HOSTBOOT_NAME, hb);
-    json_decref(hb);
-    it_proc_t *p = it_start_hostbootd(env, cfg);
-    int st = it_wait_exit(p, IT_DEADLINE_MS);
-    IT_CHECK(env, WIFEXITED(st) && WEXITSTATUS(st) == 78, "hostbootd exits 78 (status 0x%x)", st);
-    char *log = it_read_log(p);
-    bool named = strstr(log, "hosts.landlock.strict") != NULL;
-    if (!named)
-        fprintf(stderr, "hostbootd log:\n%s\n", log);
-    free(log);
-    IT_CHECK(env, named, "the refusal names hosts.landlock.strict");
+    it_hostbootd_config_refused(
+        env, json_pack("{s:{s:{s:b, s:b}}}", "hosts", "landlock", "enabled", 1, "strict", 1),
+        "hosts.landlock.strict", NULL);
 }
 
 int main(void)

@@ -167,19 +167,10 @@ static void test_disabled_filter_lets_the_call_fail(void **state)
 static void test_unknown_syscall_name_refused(void **state)
 {
     it_env_t *env = *state;
-    json_t *hb = json_pack("{s:{s:{s:[s, s]}}}", "hosts", "seccomp", "deny", "ptrace",
-                           "no_such_syscall");
-    const char *cfg = it_hostbootd_config(env, IT_HOSTBOOT_NAME, hb);
-    json_decref(hb);
-    it_proc_t *p = it_start_hostbootd(env, cfg);
-    int st = it_wait_exit(p, IT_DEADLINE_MS);
-    IT_CHECK(env, WIFEXITED(st) && WEXITSTATUS(st) == 78, "hostbootd exits 78 (status 0x%x)", st);
-    char *log = it_read_log(p);
-    bool named = strstr(log, "no_such_syscall") && strstr(log, "hosts.seccomp");
-    if (!named)
-        fprintf(stderr, "hostbootd log:\n%s\n", log);
-    free(log);
-    IT_CHECK(env, named, "the refusal names hosts.seccomp and no_such_syscall");
+    it_hostbootd_config_refused(env,
+                                json_pack("{s:{s:{s:[s, s]}}}", "hosts", "seccomp", "deny",
+                                          "ptrace", "no_such_syscall"),
+                                "hosts.seccomp", "no_such_syscall", NULL);
 }
 
 int main(void)
