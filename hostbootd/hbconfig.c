@@ -285,6 +285,13 @@ static const plat_cfg_field_t hb_landlock_table[] = {
      .offset = HB_LL(read_paths),
      .count_offset = HB_LL(n_read_paths),
      .doc = "extra files or directories hosts may read (and execute), at most 32"},
+    {.key = "bus_only",
+     .type = PLAT_CFG_BOOL,
+     .offset = HB_LL(bus_only),
+     .def_bool = true,
+     .doc = "hosts may open TCP connections to the platform's bus port only (kernel Landlock "
+            "ABI 4 or later): plugin code reaches the network through the HTTP resource and "
+            "its manifest allow-list; false = any TCP connection"},
     {0},
 };
 

@@ -68,6 +68,8 @@ typedef struct {
                                      default "state/packages" */
             char **read_paths;    /* extra files/dirs hosts may read (and execute) */
             size_t n_read_paths;
+            bool bus_only;        /* TCP connect only to the platform's bus port (ABI >= 4),
+                                     default true */
         } landlock;               /* landlock.h, docs/security-sandbox.md */
     } hosts;
 } hb_config_t;

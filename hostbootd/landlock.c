@@ -40,9 +40,18 @@
  * long as the members it does not know are zero. */
 struct hb_ruleset_attr {
     uint64_t handled_access_fs;
-    uint64_t handled_access_net; /* not handled: the bus is TCP */
+    uint64_t handled_access_net; /* CONNECT_TCP when a bus port is given (ABI >= 4) */
     uint64_t scoped;
 };
+
+#ifndef LANDLOCK_ACCESS_NET_CONNECT_TCP
+#define LANDLOCK_ACCESS_NET_CONNECT_TCP (1ULL << 1)
+#define LANDLOCK_RULE_NET_PORT 2
+struct landlock_net_port_attr {
+    uint64_t allowed_access;
+    uint64_t port;
+};
+#endif
 
 #define FS_ABI1                                                                                    \
     (LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_FILE |   \
@@ -162,8 +171,8 @@ static int add_rule(int ruleset, int abi, const hb_landlock_rule_t *r, bool *add
     return rc;
 }
 
-int hb_landlock_restrict(int abi, const hb_landlock_rule_t *rules, size_t n, size_t *n_applied,
-                         char *why, size_t why_size)
+int hb_landlock_restrict(int abi, const hb_landlock_rule_t *rules, size_t n,
+                         unsigned connect_port, size_t *n_applied, char *why, size_t why_size)
 {
     if (why && why_size)
         why[0] = '\0';
@@ -171,8 +180,10 @@ int hb_landlock_restrict(int abi, const hb_landlock_rule_t *rules, size_t n, siz
         *n_applied = 0;
     if (abi < 1)
         return hb_fail(why, why_size, -EOPNOTSUPP, "the kernel has no Landlock");
+    bool net = connect_port > 0 && connect_port < 65536 && abi >= 4;
     struct hb_ruleset_attr attr = {
         .handled_access_fs = hb_landlock_fs_handled(abi),
+        .handled_access_net = net ? LANDLOCK_ACCESS_NET_CONNECT_TCP : 0,
         .scoped = hb_landlock_scoped(abi),
     };
     /* Sized for what the ABI knows: an ABI-1..3 kernel knows the first
@@ -189,6 +200,13 @@ int hb_landlock_restrict(int abi, const hb_landlock_rule_t *rules, size_t n, siz
         rc = add_rule(ruleset, abi, &rules[i], &one, why, why_size);
         added += one;
     }
+    /* TCP: connect to the one port given (the bus), nowhere else. */
+    struct landlock_net_port_attr np = {.allowed_access = LANDLOCK_ACCESS_NET_CONNECT_TCP,
+                                        .port = connect_port};
+    if (rc == 0 && net &&
+        syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_NET_PORT, &np, 0) != 0)
+        rc = hb_fail(why, why_size, -errno, "landlock_add_rule tcp port %u: %s", connect_port,
+                     strerror(errno));
     if (rc == 0 && syscall(SYS_landlock_restrict_self, ruleset, 0) != 0)
         rc = hb_fail(why, why_size, -errno, "landlock_restrict_self: %s", strerror(errno));
     close(ruleset);
@@ -211,7 +229,7 @@ static void parent_dir(const char *path, char *out, size_t size)
 
 int hb_landlock_apply_host(hb_landlock_mode_t mode, int abi, const char *program,
                            const char *workdir, const char *const *read_paths, size_t n_read,
-                           bool *applied, char *why, size_t why_size)
+                           unsigned connect_port, bool *applied, char *why, size_t why_size)
 {
     *applied = false;
     if (why && why_size)
@@ -257,7 +275,7 @@ int hb_landlock_apply_host(hb_landlock_mode_t mode, int abi, const char *program
             rules[n++] = (hb_landlock_rule_t){read_paths[i], HB_LANDLOCK_READ_EXEC};
     if (workdir && workdir[0])
         rules[n++] = (hb_landlock_rule_t){workdir, HB_LANDLOCK_PRIVATE};
-    int rc = hb_landlock_restrict(abi, rules, n, NULL, why, why_size);
+    int rc = hb_landlock_restrict(abi, rules, n, connect_port, NULL, why, why_size);
     if (rc == 0)
         *applied = true;
     return rc;

@@ -73,14 +73,17 @@ uint64_t hb_landlock_rule_access(hb_landlock_access_t access, int abi, bool dir)
 /* Build a ruleset for `abi` from `rules` (missing paths skipped) and
  * restrict the calling process with it. Needs PR_SET_NO_NEW_PRIVS (or
  * CAP_SYS_ADMIN). `abi` is normally hb_landlock_abi(); below 1 nothing is
- * done and -EOPNOTSUPP returned. *n_applied (may be NULL) gets the number
- * of rules added. 0, or -errno with why set. Irreversible. */
-int hb_landlock_restrict(int abi, const hb_landlock_rule_t *rules, size_t n, size_t *n_applied,
-                         char *why, size_t why_size);
+ * done and -EOPNOTSUPP returned. With `connect_port` (1..65535) and ABI >= 4
+ * TCP connect() is allowed to that port only (EACCES elsewhere); 0 leaves
+ * TCP alone. *n_applied (may be NULL) gets the number of path rules added.
+ * 0, or -errno with why set. Irreversible. */
+int hb_landlock_restrict(int abi, const hb_landlock_rule_t *rules, size_t n,
+                         unsigned connect_port, size_t *n_applied, char *why, size_t why_size);
 
 /* The wrapper's whole job: the host's rules (system paths, /etc files,
  * /proc, devices, the directory of `program`, each of `read_paths` with
- * read + execute, `workdir` private) for the kernel's ABI, as `mode` asks.
+ * read + execute, `workdir` private; TCP connect to `connect_port` only
+ * when not 0) for the kernel's ABI, as `mode` asks.
  * `abi` is hb_landlock_abi() (a parameter so that tests can play a kernel
  * without Landlock). Returns 0 with *applied true (restricted) or false
  * (mode OFF, or ON on a kernel without Landlock: why says so); -EOPNOTSUPP
@@ -88,7 +91,7 @@ int hb_landlock_restrict(int abi, const hb_landlock_rule_t *rules, size_t n, siz
  * refused the ruleset. why is always set ("" when applied). */
 int hb_landlock_apply_host(hb_landlock_mode_t mode, int abi, const char *program,
                            const char *workdir, const char *const *read_paths, size_t n_read,
-                           bool *applied, char *why, size_t why_size);
+                           unsigned connect_port, bool *applied, char *why, size_t why_size);
 
 /* "off", "on", "required" <-> mode; parse returns 0 or -EINVAL. */
 const char *hb_landlock_mode_name(hb_landlock_mode_t mode);

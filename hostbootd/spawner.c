@@ -94,7 +94,8 @@ static int parse_limit(const char *s, rlim_t *out)
 
 int hb_exec_host_main(int argc, char **argv)
 {
-    /* argv: hostbootd --exec-host [--keep-fd N] [--landlock MODE [--landlock-read P]...]
+    /* argv: hostbootd --exec-host [--keep-fd N]
+     *       [--landlock MODE [--landlock-read P]... [--landlock-connect PORT]]
      *       [--seccomp ARG] AS NOFILE NPROC CPU -- PATH ARGS... */
     static const int res[4] = {RLIMIT_AS, RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_CPU};
     static const char *const names[4] = {"RLIMIT_AS", "RLIMIT_NOFILE", "RLIMIT_NPROC",
@@ -114,14 +115,25 @@ int hb_exec_host_main(int argc, char **argv)
         argc -= 2;
         argv += 2;
     }
-    /* Then --landlock MODE (landlock.h hb_landlock_mode_parse) and its
-     * extra read paths, each --landlock-read PATH (absolute). */
+    /* Then --landlock MODE (landlock.h hb_landlock_mode_parse), its extra
+     * read paths, each --landlock-read PATH (absolute), and the one TCP
+     * port hosts may connect to, --landlock-connect PORT (the bus). */
     hb_landlock_mode_t landlock = HB_LANDLOCK_OFF;
     const char *ll_read[HB_LANDLOCK_MAX_PATHS];
     size_t n_ll_read = 0;
+    unsigned ll_port = 0;
     while (argc > 3 && (strcmp(argv[2], "--landlock") == 0 ||
-                        strcmp(argv[2], "--landlock-read") == 0)) {
-        if (strcmp(argv[2], "--landlock") == 0) {
+                        strcmp(argv[2], "--landlock-read") == 0 ||
+                        strcmp(argv[2], "--landlock-connect") == 0)) {
+        if (strcmp(argv[2], "--landlock-connect") == 0) {
+            char *end = NULL;
+            long v = strtol(argv[3], &end, 10);
+            if (!*argv[3] || *end || v < 1 || v > 65535) {
+                fprintf(stderr, "hostbootd --exec-host: bad --landlock-connect %s\n", argv[3]);
+                return 127;
+            }
+            ll_port = (unsigned)v;
+        } else if (strcmp(argv[2], "--landlock") == 0) {
             if (hb_landlock_mode_parse(argv[3], &landlock) != 0) {
                 fprintf(stderr, "hostbootd --exec-host: bad --landlock %s\n", argv[3]);
                 return 127;
@@ -161,7 +173,7 @@ int hb_exec_host_main(int argc, char **argv)
         bool applied = false;
         if (hb_landlock_apply_host(landlock, hb_landlock_abi(), argv[7],
                                    getcwd(cwd, sizeof cwd) ? cwd : NULL, ll_read, n_ll_read,
-                                   &applied, why, sizeof why) != 0) {
+                                   ll_port, &applied, why, sizeof why) != 0) {
             fprintf(stderr, "hostbootd --exec-host: %s\n", why);
             return 127;
         }
@@ -542,9 +554,13 @@ static void log_landlock(const hb_spawner_t *s)
     hb_landlock_describe(s->landlock_abi, what, sizeof what);
     plat_log_info("spawner", "landlock on: hosts read only system files, their runtime, the "
                              "package store and read_paths, write only their work dir; "
-                             "enforced: %s abi=%d required=%d packages_dir=%s read_paths=%zu",
+                             "enforced: %s abi=%d required=%d packages_dir=%s read_paths=%zu "
+                             "tcp_connect=%s",
                   what, s->landlock_abi, (int)c->hosts.landlock.required,
-                  c->hosts.landlock.packages_dir, c->hosts.landlock.n_read_paths);
+                  c->hosts.landlock.packages_dir, c->hosts.landlock.n_read_paths,
+                  !c->hosts.landlock.bus_only ? "any"
+                  : s->landlock_abi >= 4     ? "bus port only"
+                                             : "any (ABI < 4)");
 }
 
 hb_spawner_t *hb_spawner_new(uv_loop_t *loop, const hb_config_t *cfg, const char *hostboot_id,
@@ -754,7 +770,13 @@ int hb_spawner_start(hb_spawner_t *s, const char *host_id, const char *language,
     const hb_config_t *c = s->cfg;
     size_t n_ll = 0, ll_cap = landlock ? 1 + c->hosts.landlock.n_read_paths : 0;
     char(*ll_paths)[PATH_MAX] = ll_cap ? calloc(ll_cap, PATH_MAX) : NULL;
-    char **args = calloc(32 + 2 * ll_cap, sizeof *args);
+    /* hosts.landlock.bus_only: the bus port, the one TCP port hosts may
+     * connect to ("tcp://127.0.0.1:7700" -> "7700"; validated by the config). */
+    char bus_port[8] = "";
+    const char *colon = strrchr(s->platform, ':');
+    if (landlock && c->hosts.landlock.bus_only && colon && strlen(colon + 1) < sizeof bus_port)
+        snprintf(bus_port, sizeof bus_port, "%s", colon + 1);
+    char **args = calloc(36 + 2 * ll_cap, sizeof *args);
     if (!args || (ll_cap && !ll_paths)) {
         free(args);
         free(ll_paths);
@@ -790,6 +812,10 @@ int hb_spawner_start(hb_spawner_t *s, const char *host_id, const char *language,
         for (size_t i = 0; i < n_ll; i++) {
             args[na++] = "--landlock-read";
             args[na++] = ll_paths[i];
+        }
+        if (bus_port[0]) {
+            args[na++] = "--landlock-connect";
+            args[na++] = bus_port;
         }
     }
     char *const tail[] = {"--seccomp", seccomp, lim[0], lim[1], lim[2], lim[3], "--", path,

@@ -5,18 +5,22 @@
  *   open <path>   open(2) the file read-only and read a byte
  *   write <path>  open(2) the file for writing (created if missing)
  *   kill <pid>    kill(pid, 0)
+ *   connect <port>  a TCP connect(2) to 127.0.0.1:<port>
  *   self          open the plugin's own shared object (from the package store)
  * Any other path answers 200 "ok". */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* dladdr */
 #endif
+#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <openplatform/plugin.h>
@@ -58,6 +62,19 @@ static int run_probe(const char *line)
         if (pid <= 0)
             return EINVAL;
         return kill(pid, 0) == 0 ? 0 : errno;
+    }
+    if (strncmp(line, "connect ", 8) == 0) {
+        int port = atoi(line + 8);
+        if (port <= 0 || port > 65535)
+            return EINVAL;
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return errno;
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int err = connect(fd, (struct sockaddr *)&a, sizeof a) == 0 ? 0 : errno;
+        close(fd);
+        return err;
     }
     if (strcmp(line, "self") == 0) {
         Dl_info info;

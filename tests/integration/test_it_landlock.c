@@ -149,6 +149,7 @@ typedef struct {
     char probe[8][IT_PATH_MAX + 64];
     size_t n_files; /* probe[0..n_files) open/write a secret */
     char kill_pd[32], kill_hb[32];
+    char connect_api[32], connect_bus[32]; /* TCP: platformd's HTTP API, the bus */
 } probes_t;
 
 static void make_probes(it_env_t *env, const daemons_t *d, probes_t *p)
@@ -164,11 +165,13 @@ static void make_probes(it_env_t *env, const daemons_t *d, probes_t *p)
     p->n_files = 6;
     snprintf(p->kill_pd, sizeof p->kill_pd, "kill %d", (int)d->platformd->pid);
     snprintf(p->kill_hb, sizeof p->kill_hb, "kill %d", (int)d->hostbootd->pid);
+    snprintf(p->connect_api, sizeof p->connect_api, "connect %d", it_http_port(env));
+    snprintf(p->connect_bus, sizeof p->connect_bus, "connect %d", it_bus_port(env));
     size_t used = 0;
     for (size_t i = 0; i < p->n_files; i++)
         used += (size_t)snprintf(p->text + used, sizeof p->text - used, "%s\n", p->probe[i]);
-    snprintf(p->text + used, sizeof p->text - used, "%s\n%s\nself\nopen /etc/passwd\n", p->kill_pd,
-             p->kill_hb);
+    snprintf(p->text + used, sizeof p->text - used, "%s\n%s\n%s\n%s\nself\nopen /etc/passwd\n",
+             p->kill_pd, p->kill_hb, p->connect_api, p->connect_bus);
 }
 
 /* ---- a) ------------------------------------------------------------------ */
@@ -207,6 +210,9 @@ static void test_secrets_refused(void **state)
         expect(env, out, p.kill_pd, "errno=1 "); /* EPERM: scoped signals */
         expect(env, out, p.kill_hb, "errno=1 ");
     }
+    if (abi >= 4) /* hosts.landlock.bus_only: TCP to the bus port only */
+        expect(env, out, p.connect_api, "errno=13 ");
+    expect(env, out, p.connect_bus, "ok");
     expect(env, out, "self", "ok");
     expect(env, out, "open /etc/passwd", "ok");
     free(out);
@@ -249,6 +255,7 @@ static void test_disabled_lets_the_probes_through(void **state)
         expect(env, out, p.probe[i], "ok");
     expect(env, out, p.kill_pd, "ok");
     expect(env, out, p.kill_hb, "ok");
+    expect(env, out, p.connect_api, "ok");
     free(out);
 }
 

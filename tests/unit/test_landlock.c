@@ -4,9 +4,11 @@
  * tests run as root here: every refusal they check is Landlock's doing.
  * The kernel-side tests are skipped when the kernel has no Landlock (the
  * scope tests below ABI 6). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -120,7 +122,7 @@ static void child_restrict(const dirs_t *d, hb_landlock_mode_t mode)
     bool applied = false;
     char why[256];
     int rc = hb_landlock_apply_host(mode, hb_landlock_abi(), "/usr/bin/true", d->work, read, 1,
-                                    &applied, why, sizeof why);
+                                    0, &applied, why, sizeof why);
     if (rc != 0 || !applied) {
         fprintf(stderr, "apply: %d %s\n", rc, why);
         _exit(101);
@@ -229,7 +231,7 @@ static void test_unavailable_and_off(void **state)
     bool applied = true;
     char why[256];
     int rc = hb_landlock_apply_host(HB_LANDLOCK_ON, -EOPNOTSUPP, "/usr/bin/true", "/tmp", NULL, 0,
-                                    &applied, why, sizeof why);
+                                    0, &applied, why, sizeof why);
     assert_int_equal(rc, 0);
     assert_false(applied);
     assert_non_null(strstr(why, "landlock unavailable"));
@@ -237,24 +239,24 @@ static void test_unavailable_and_off(void **state)
 
     applied = true;
     rc = hb_landlock_apply_host(HB_LANDLOCK_REQUIRED, -ENOSYS, "/usr/bin/true", "/tmp", NULL, 0,
-                                &applied, why, sizeof why);
+                                0, &applied, why, sizeof why);
     assert_int_equal(rc, -ENOSYS);
     assert_false(applied);
     assert_non_null(strstr(why, "landlock required but unavailable"));
 
-    rc = hb_landlock_apply_host(HB_LANDLOCK_REQUIRED, 0, "/usr/bin/true", "/tmp", NULL, 0, &applied,
+    rc = hb_landlock_apply_host(HB_LANDLOCK_REQUIRED, 0, "/usr/bin/true", "/tmp", NULL, 0, 0, &applied,
                                 why, sizeof why);
     assert_int_equal(rc, -EOPNOTSUPP);
 
     applied = true;
     rc = hb_landlock_apply_host(HB_LANDLOCK_OFF, hb_landlock_abi(), "/usr/bin/true", "/tmp", NULL,
-                                0, &applied, why, sizeof why);
+                                0, 0, &applied, why, sizeof why);
     assert_int_equal(rc, 0);
     assert_false(applied);
 
     size_t n = 99;
     hb_landlock_rule_t r = {"/usr", HB_LANDLOCK_READ_EXEC};
-    assert_int_equal(hb_landlock_restrict(0, &r, 1, &n, why, sizeof why), -EOPNOTSUPP);
+    assert_int_equal(hb_landlock_restrict(0, &r, 1, 0, &n, why, sizeof why), -EOPNOTSUPP);
     assert_int_equal(n, 0);
 
     /* too many read paths for one wrapper */
@@ -262,7 +264,7 @@ static void test_unavailable_and_off(void **state)
     for (size_t i = 0; i < HB_LANDLOCK_MAX_PATHS + 1; i++)
         many[i] = "/usr";
     rc = hb_landlock_apply_host(HB_LANDLOCK_ON, 7, "/usr/bin/true", "/tmp", many,
-                                HB_LANDLOCK_MAX_PATHS + 1, &applied, why, sizeof why);
+                                HB_LANDLOCK_MAX_PATHS + 1, 0, &applied, why, sizeof why);
     assert_int_equal(rc, -E2BIG);
     assert_false(applied);
 
@@ -396,6 +398,76 @@ static void test_signal_scope(void **state)
     assert_exit0(wait_child(pid));
 }
 
+/* A loopback TCP listener on a free port; *port gets it. */
+static int listener(unsigned *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fd, 4), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static int connect_errno(unsigned port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return errno;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    errno = 0;
+    int rc = connect(fd, (struct sockaddr *)&a, sizeof a) == 0 ? 0 : errno;
+    close(fd);
+    return rc;
+}
+
+/* hosts.landlock.bus_only: TCP connect to the bus port only. */
+static void test_tcp_connect_bus_port_only(void **state)
+{
+    dirs_t *d = *state;
+    if (!have_landlock(4))
+        skip();
+    unsigned bus = 0, other = 0;
+    int lb = listener(&bus), lo = listener(&other);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        CHILD_CHECK(1, connect_errno(other) == 0, "connect anywhere before the sandbox");
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+            _exit(100);
+        bool applied = false;
+        char why[256];
+        const char *read[] = {d->allowed};
+        CHILD_CHECK(2,
+                    hb_landlock_apply_host(HB_LANDLOCK_ON, hb_landlock_abi(), "/usr/bin/true",
+                                           d->work, read, 1, bus, &applied, why,
+                                           sizeof why) == 0 &&
+                        applied,
+                    "apply: %s", why);
+        CHILD_CHECK(3, connect_errno(bus) == 0, "connect to the bus port");
+        CHILD_CHECK(4, connect_errno(other) == EACCES, "connect elsewhere refused");
+        CHILD_CHECK(5, connect_errno(80) == EACCES, "connect to port 80 refused");
+        _exit(0);
+    }
+    assert_exit0(wait_child(pid));
+    /* without a port, TCP is left alone */
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        child_restrict(d, HB_LANDLOCK_ON);
+        CHILD_CHECK(1, connect_errno(other) == 0, "connect anywhere without bus_only");
+        _exit(0);
+    }
+    assert_exit0(wait_child(pid));
+    close(lb);
+    close(lo);
+}
+
 static void test_abstract_socket_scope(void **state)
 {
     dirs_t *d = *state;
@@ -508,6 +580,7 @@ static void test_config(void **state)
     assert_false(c.hosts.landlock.required);
     assert_string_equal(c.hosts.landlock.packages_dir, "state/packages");
     assert_int_equal(c.hosts.landlock.n_read_paths, 0);
+    assert_true(c.hosts.landlock.bus_only);
     hb_config_free(&c);
 
     assert_int_equal(load("{\"hosts\": {\"landlock\": {\"enabled\": false, \"required\": true, "
@@ -546,6 +619,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_exec, setup_dirs, teardown_dirs),
         cmocka_unit_test_setup_teardown(test_signal_scope, setup_dirs, teardown_dirs),
         cmocka_unit_test_setup_teardown(test_abstract_socket_scope, setup_dirs, teardown_dirs),
+        cmocka_unit_test_setup_teardown(test_tcp_connect_bus_port_only, setup_dirs,
+                                        teardown_dirs),
         cmocka_unit_test_setup_teardown(test_exec_wrapper, setup_dirs, teardown_dirs),
         cmocka_unit_test(test_config),
     };
