@@ -1,6 +1,6 @@
 /* The hosts' Landlock sandbox (see landlock.h). */
 #include "landlock.h"
-#include "why.h"
+#include "plat/why.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -149,13 +149,13 @@ static int add_rule(int ruleset, int abi, const hb_landlock_rule_t *r, bool *add
     if (fd < 0) {
         if (errno == ENOENT || errno == ENOTDIR || errno == EACCES || errno == ELOOP)
             return 0;
-        return hb_fail(why, why_size, -errno, "open %.200s: %s", r->path, strerror(errno));
+        return plat_why(why, why_size, -errno, "open %.200s: %s", r->path, strerror(errno));
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
         close(fd);
-        return hb_fail(why, why_size, -e, "stat %.200s: %s", r->path, strerror(e));
+        return plat_why(why, why_size, -e, "stat %.200s: %s", r->path, strerror(e));
     }
     struct landlock_path_beneath_attr pb = {
         .allowed_access = hb_landlock_rule_access(r->access, abi, S_ISDIR(st.st_mode)),
@@ -164,7 +164,8 @@ static int add_rule(int ruleset, int abi, const hb_landlock_rule_t *r, bool *add
     int rc = 0;
     if (pb.allowed_access &&
         syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &pb, 0) != 0)
-        rc = hb_fail(why, why_size, -errno, "landlock_add_rule %.200s: %s", r->path, strerror(errno));
+        rc = plat_why(why, why_size, -errno, "landlock_add_rule %.200s: %s", r->path,
+                      strerror(errno));
     else
         *added = pb.allowed_access != 0;
     close(fd);
@@ -179,7 +180,7 @@ int hb_landlock_restrict(int abi, const hb_landlock_rule_t *rules, size_t n,
     if (n_applied)
         *n_applied = 0;
     if (abi < 1)
-        return hb_fail(why, why_size, -EOPNOTSUPP, "the kernel has no Landlock");
+        return plat_why(why, why_size, -EOPNOTSUPP, "the kernel has no Landlock");
     bool net = connect_port > 0 && connect_port < 65536 && abi >= 4;
     struct hb_ruleset_attr attr = {
         .handled_access_fs = hb_landlock_fs_handled(abi),
@@ -191,8 +192,8 @@ int hb_landlock_restrict(int abi, const hb_landlock_rule_t *rules, size_t n,
     size_t size = abi >= 6 ? sizeof attr : abi >= 4 ? 2 * sizeof(uint64_t) : sizeof(uint64_t);
     int ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
     if (ruleset < 0)
-        return hb_fail(why, why_size, -errno, "landlock_create_ruleset (abi %d): %s", abi,
-                    strerror(errno));
+        return plat_why(why, why_size, -errno, "landlock_create_ruleset (abi %d): %s", abi,
+                        strerror(errno));
     int rc = 0;
     size_t added = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -205,10 +206,10 @@ int hb_landlock_restrict(int abi, const hb_landlock_rule_t *rules, size_t n,
                                         .port = connect_port};
     if (rc == 0 && net &&
         syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_NET_PORT, &np, 0) != 0)
-        rc = hb_fail(why, why_size, -errno, "landlock_add_rule tcp port %u: %s", connect_port,
-                     strerror(errno));
+        rc = plat_why(why, why_size, -errno, "landlock_add_rule tcp port %u: %s", connect_port,
+                      strerror(errno));
     if (rc == 0 && syscall(SYS_landlock_restrict_self, ruleset, 0) != 0)
-        rc = hb_fail(why, why_size, -errno, "landlock_restrict_self: %s", strerror(errno));
+        rc = plat_why(why, why_size, -errno, "landlock_restrict_self: %s", strerror(errno));
     close(ruleset);
     if (rc == 0 && n_applied)
         *n_applied = added;
@@ -235,20 +236,20 @@ int hb_landlock_apply_host(hb_landlock_mode_t mode, int abi, const char *program
     if (why && why_size)
         why[0] = '\0';
     if (mode == HB_LANDLOCK_OFF)
-        return hb_fail(why, why_size, 0, "landlock off");
+        return plat_why(why, why_size, 0, "landlock off");
     if (abi < 1) {
         int rc = abi < 0 ? abi : -EOPNOTSUPP;
         if (mode == HB_LANDLOCK_REQUIRED)
-            return hb_fail(why, why_size, rc,
-                        "landlock required but unavailable (%s): the host is not started",
+            return plat_why(why, why_size, rc,
+                            "landlock required but unavailable (%s): the host is not started",
+                            strerror(-rc));
+        return plat_why(why, why_size, 0,
+                        "landlock unavailable (%s): hosts can read every file their user can",
                         strerror(-rc));
-        return hb_fail(why, why_size, 0,
-                    "landlock unavailable (%s): hosts can read every file their user can",
-                    strerror(-rc));
     }
     if (n_read > HB_LANDLOCK_MAX_PATHS)
-        return hb_fail(why, why_size, -E2BIG, "more than %d landlock read paths",
-                    HB_LANDLOCK_MAX_PATHS);
+        return plat_why(why, why_size, -E2BIG, "more than %d landlock read paths",
+                        HB_LANDLOCK_MAX_PATHS);
     hb_landlock_rule_t rules[HB_LANDLOCK_MAX_PATHS + 32];
     size_t n = 0;
     for (size_t i = 0; i < sizeof system_dirs / sizeof system_dirs[0]; i++)

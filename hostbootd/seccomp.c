@@ -1,6 +1,6 @@
 /* The hosts' seccomp deny-list filter (see seccomp.h). */
 #include "seccomp.h"
-#include "why.h"
+#include "plat/why.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -73,11 +73,11 @@ int hb_seccomp_check(const char *const *deny, size_t n, char *why, size_t why_si
 {
     default_list(&deny, &n);
     if (n > HB_SECCOMP_MAX_NAMES)
-        return hb_fail(why, why_size, -EINVAL, "more than %d system calls", HB_SECCOMP_MAX_NAMES);
+        return plat_why(why, why_size, -EINVAL, "more than %d system calls", HB_SECCOMP_MAX_NAMES);
     for (size_t i = 0; i < n; i++)
         if (!hb_seccomp_name_known(deny[i]))
-            return hb_fail(why, why_size, -EINVAL, "unknown system call \"%.64s\"",
-                        deny[i] ? deny[i] : "");
+            return plat_why(why, why_size, -EINVAL, "unknown system call \"%.64s\"",
+                            deny[i] ? deny[i] : "");
     return 0;
 }
 
@@ -94,12 +94,12 @@ static int add_rules(scmp_filter_ctx ctx, uint32_t kill, const char *const *deny
     for (size_t i = 0; i < n; i++) {
         int nr = seccomp_syscall_resolve_name(deny[i]);
         if (nr == __NR_SCMP_ERROR)
-            return hb_fail(why, why_size, -EINVAL, "unknown system call \"%.64s\"", deny[i]);
+            return plat_why(why, why_size, -EINVAL, "unknown system call \"%.64s\"", deny[i]);
         if (nr < 0)
             continue; /* not a system call on this architecture */
         int rc = seccomp_rule_add(ctx, kill, nr, 0);
         if (rc < 0 && rc != -EEXIST) /* a name listed twice */
-            return hb_fail(why, why_size, rc, "seccomp_rule_add %s: %s", deny[i], strerror(-rc));
+            return plat_why(why, why_size, rc, "seccomp_rule_add %s: %s", deny[i], strerror(-rc));
         if (strcmp(deny[i], "unshare") == 0)
             unshare = true;
     }
@@ -110,13 +110,13 @@ static int add_rules(scmp_filter_ctx ctx, uint32_t kill, const char *const *deny
                                   SCMP_A0(SCMP_CMP_MASKED_EQ, clone_ns_flags[i],
                                           clone_ns_flags[i]));
         if (rc < 0)
-            return hb_fail(why, why_size, rc, "seccomp_rule_add clone: %s", strerror(-rc));
+            return plat_why(why, why_size, rc, "seccomp_rule_add clone: %s", strerror(-rc));
     }
     int nr3 = seccomp_syscall_resolve_name("clone3");
     if (nr3 >= 0) {
         int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), nr3, 0);
         if (rc < 0)
-            return hb_fail(why, why_size, rc, "seccomp_rule_add clone3: %s", strerror(-rc));
+            return plat_why(why, why_size, rc, "seccomp_rule_add clone3: %s", strerror(-rc));
     }
     return 0;
 }
@@ -133,22 +133,22 @@ int hb_seccomp_apply(const char *const *deny, size_t n, char *why, size_t why_si
     uint32_t kill = seccomp_api_get() >= 3 ? SCMP_ACT_KILL_PROCESS : SCMP_ACT_KILL;
     scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
     if (!ctx)
-        return hb_fail(why, why_size, -ENOMEM, "seccomp_init failed");
+        return plat_why(why, why_size, -ENOMEM, "seccomp_init failed");
     /* Another ABI (i386 int 0x80, x32) would reach the denied calls by other
      * numbers: kill on any architecture but the native one. */
     rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, kill);
     if (rc < 0)
-        hb_fail(why, why_size, rc, "seccomp_attr_set ACT_BADARCH: %s", strerror(-rc));
+        plat_why(why, why_size, rc, "seccomp_attr_set ACT_BADARCH: %s", strerror(-rc));
     /* Loading sets PR_SET_NO_NEW_PRIVS first (libseccomp's default, made
      * explicit): an unprivileged process cannot install a filter without. */
     else if ((rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1)) < 0)
-        hb_fail(why, why_size, rc, "seccomp_attr_set CTL_NNP: %s", strerror(-rc));
+        plat_why(why, why_size, rc, "seccomp_attr_set CTL_NNP: %s", strerror(-rc));
     else
         rc = add_rules(ctx, kill, deny, n, why, why_size);
     if (rc == 0) {
         rc = seccomp_load(ctx);
         if (rc < 0)
-            hb_fail(why, why_size, rc, "seccomp_load: %s", strerror(-rc));
+            plat_why(why, why_size, rc, "seccomp_load: %s", strerror(-rc));
     }
     seccomp_release(ctx);
     return rc;
@@ -178,7 +178,7 @@ int hb_seccomp_apply_arg(const char *arg, char *why, size_t why_size)
     if (why && why_size)
         why[0] = '\0';
     if (!arg || !*arg)
-        return hb_fail(why, why_size, -EINVAL, "empty seccomp argument");
+        return plat_why(why, why_size, -EINVAL, "empty seccomp argument");
     if (strcmp(arg, "none") == 0)
         return 0;
     if (strcmp(arg, "default") == 0)
@@ -188,19 +188,19 @@ int hb_seccomp_apply_arg(const char *arg, char *why, size_t why_size)
     int rc = 0;
     size_t n = 0;
     if (!copy || !names) {
-        rc = hb_fail(why, why_size, -ENOMEM, "out of memory");
+        rc = plat_why(why, why_size, -ENOMEM, "out of memory");
     } else {
         char *save = NULL;
         for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
             if (n == HB_SECCOMP_MAX_NAMES) {
-                rc = hb_fail(why, why_size, -EINVAL, "more than %d system calls",
-                          HB_SECCOMP_MAX_NAMES);
+                rc = plat_why(why, why_size, -EINVAL, "more than %d system calls",
+                              HB_SECCOMP_MAX_NAMES);
                 break;
             }
             names[n++] = t;
         }
         if (rc == 0 && n == 0)
-            rc = hb_fail(why, why_size, -EINVAL, "no system call named in \"%.64s\"", arg);
+            rc = plat_why(why, why_size, -EINVAL, "no system call named in \"%.64s\"", arg);
         if (rc == 0)
             rc = hb_seccomp_apply(names, n, why, why_size);
     }

@@ -10,6 +10,8 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "plat/io.h"
+
 void plat_keys_wipe(plat_keypair_t *kp)
 {
     if (kp)
@@ -54,26 +56,11 @@ int plat_keys_derive_public(plat_keypair_t *kp)
     return zmq_curve_public(kp->public_z85, kp->secret_z85) == 0 ? 0 : -EINVAL;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Write `line` + "\n" to `path` with `mode`, atomically; unless `replace`,
  * an existing `path` (even one created after the caller looked) is kept
  * and -EEXIST returned (link(2) never replaces, rename(2) does). */
-static int write_key_file(const char *path, const char *line, mode_t mode, bool replace,
-                          char *why, size_t why_size)
+static int write_key_file(const char *path, const char *line, mode_t mode, bool replace, char *why,
+                          size_t why_size)
 {
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp) {
@@ -90,7 +77,7 @@ static int write_key_file(const char *path, const char *line, mode_t mode, bool 
     snprintf(buf, sizeof buf, "%s\n", line);
     int rc = fchmod(fd, mode) == 0 ? 0 : -errno;
     if (rc == 0)
-        rc = write_all(fd, buf, strlen(buf));
+        rc = plat_write_all(fd, buf, strlen(buf));
     if (rc == 0 && fsync(fd) != 0)
         rc = -errno;
     explicit_bzero(buf, sizeof buf);
@@ -231,12 +218,13 @@ static int read_line(int fd, char *buf, size_t size)
     return 0;
 }
 
-int plat_keys_load_secret(const char *path, plat_keypair_t *kp, char *why, size_t why_size)
+/* A secret key from `fd` (closed here) into *kp, its public key derived.
+ * `from` names the source in why ("<path>" or "key fd N"), `not_a_key` is
+ * what why says after it when the content is no secret key. */
+static int read_secret(int fd, const char *from, const char *not_a_key, plat_keypair_t *kp,
+                       char *why, size_t why_size)
 {
     memset(kp, 0, sizeof *kp);
-    int fd = plat_keys_open_private(path, why, why_size);
-    if (fd < 0)
-        return fd;
     char buf[128];
     int rc = read_line(fd, buf, sizeof buf);
     close(fd);
@@ -244,16 +232,25 @@ int plat_keys_load_secret(const char *path, plat_keypair_t *kp, char *why, size_
         memcpy(kp->secret_z85, buf, PLAT_KEY_Z85_LEN + 1);
     explicit_bzero(buf, sizeof buf);
     if (rc < 0) {
-        snprintf(why, why_size, "%s: %s", path, strerror(-rc));
+        snprintf(why, why_size, "%s: %s", from, strerror(-rc));
         return rc;
     }
     if (plat_keys_derive_public(kp) != 0) {
         plat_keys_wipe(kp);
-        snprintf(why, why_size, "%s: not a Z85 CURVE secret key (one line of 40 characters)",
-                 path);
+        snprintf(why, why_size, "%s: %s", from, not_a_key);
         return -EINVAL;
     }
     return 0;
+}
+
+int plat_keys_load_secret(const char *path, plat_keypair_t *kp, char *why, size_t why_size)
+{
+    memset(kp, 0, sizeof *kp);
+    int fd = plat_keys_open_private(path, why, why_size);
+    if (fd < 0)
+        return fd;
+    return read_secret(fd, path, "not a Z85 CURVE secret key (one line of 40 characters)", kp, why,
+                       why_size);
 }
 
 int plat_keys_load_public(const char *path, char out[PLAT_KEY_Z85_LEN + 1], char *why,
@@ -274,8 +271,7 @@ int plat_keys_load_public(const char *path, char out[PLAT_KEY_Z85_LEN + 1], char
         return rc;
     }
     if (!plat_key_z85_valid(buf)) {
-        snprintf(why, why_size, "%s: not a Z85 CURVE public key (one line of 40 characters)",
-                 path);
+        snprintf(why, why_size, "%s: not a Z85 CURVE public key (one line of 40 characters)", path);
         return -EINVAL;
     }
     memcpy(out, buf, PLAT_KEY_Z85_LEN + 1);
@@ -284,21 +280,7 @@ int plat_keys_load_public(const char *path, char out[PLAT_KEY_Z85_LEN + 1], char
 
 int plat_keys_read_fd(int fd, plat_keypair_t *kp, char *why, size_t why_size)
 {
-    memset(kp, 0, sizeof *kp);
-    char buf[128];
-    int rc = read_line(fd, buf, sizeof buf);
-    close(fd);
-    if (rc == 0 && strlen(buf) == PLAT_KEY_Z85_LEN)
-        memcpy(kp->secret_z85, buf, PLAT_KEY_Z85_LEN + 1);
-    explicit_bzero(buf, sizeof buf);
-    if (rc < 0) {
-        snprintf(why, why_size, "key fd %d: %s", fd, strerror(-rc));
-        return rc;
-    }
-    if (plat_keys_derive_public(kp) != 0) {
-        plat_keys_wipe(kp);
-        snprintf(why, why_size, "key fd %d: did not carry a Z85 CURVE secret key", fd);
-        return -EINVAL;
-    }
-    return 0;
+    char from[32];
+    snprintf(from, sizeof from, "key fd %d", fd);
+    return read_secret(fd, from, "did not carry a Z85 CURVE secret key", kp, why, why_size);
 }

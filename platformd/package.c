@@ -17,7 +17,9 @@
 
 #include <jansson.h>
 
+#include "plat/io.h"
 #include "plat/log.h"
+#include "plat/why.h"
 
 #define LOG_COMP "package"
 #define HTTP_PATTERNS_MAX 64
@@ -26,20 +28,6 @@
 #define ABILITY_SPEC_MAX 256
 #define DESCRIPTION_MAX 1024
 #define COPY_BUF (64 * 1024)
-
-static int set_why(char *why, size_t size, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int set_why(char *why, size_t size, int rc, const char *fmt, ...)
-{
-    if (why && size > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, size, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 /* ---------------------------------------------------------------------- */
 /* SHA-256 (FIPS 180-4). Small and local: the digest only identifies package
@@ -549,7 +537,7 @@ static int f_entry(json_t *v, pd_manifest_t *m, const char *dir, char *why, size
         return bad(why, size, "entry", "path too long");
     char *root = realpath(dir, NULL);
     if (!root)
-        return set_why(why, size, -errno, "package directory: %s", strerror(errno));
+        return plat_why(why, size, -errno, "package directory: %s", strerror(errno));
     int rc = 0;
     char *res = realpath(full, NULL);
     struct stat st;
@@ -816,7 +804,7 @@ static int manifest_from_json(json_t *root, const char *dir, pd_manifest_t *m, c
                               size_t size)
 {
     if (!json_is_object(root))
-        return set_why(why, size, -EINVAL, PD_MANIFEST_FILE ": must be a JSON object");
+        return plat_why(why, size, -EINVAL, PD_MANIFEST_FILE ": must be a JSON object");
     const char *key;
     json_t *val;
     json_object_foreach(root, key, val)
@@ -840,7 +828,7 @@ static int manifest_from_json(json_t *root, const char *dir, pd_manifest_t *m, c
         }
         int rc = manifest_fields[i].fn(v, m, dir, why, size);
         if (rc == -ENOMEM)
-            return set_why(why, size, rc, PD_MANIFEST_FILE ": out of memory");
+            return plat_why(why, size, rc, PD_MANIFEST_FILE ": out of memory");
         if (rc)
             return rc;
     }
@@ -852,33 +840,33 @@ int pd_manifest_load(const char *dir, pd_manifest_t *m, char *why, size_t size)
     if (why && size)
         why[0] = '\0';
     if (!dir || !m)
-        return set_why(why, size, -EINVAL, "no package directory");
+        return plat_why(why, size, -EINVAL, "no package directory");
     memset(m, 0, sizeof *m);
     char path[PATH_MAX];
     if ((size_t)snprintf(path, sizeof path, "%s/" PD_MANIFEST_FILE, dir) >= sizeof path)
-        return set_why(why, size, -ENAMETOOLONG, "package directory: path too long");
+        return plat_why(why, size, -ENAMETOOLONG, "package directory: path too long");
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) {
         int e = errno;
         if (e == ENOENT)
-            return set_why(why, size, -ENOENT, PD_MANIFEST_FILE ": not found in the package");
+            return plat_why(why, size, -ENOENT, PD_MANIFEST_FILE ": not found in the package");
         if (e == ELOOP)
-            return set_why(why, size, -EINVAL, PD_MANIFEST_FILE ": must not be a symbolic link");
-        return set_why(why, size, -e, PD_MANIFEST_FILE ": %s", strerror(e));
+            return plat_why(why, size, -EINVAL, PD_MANIFEST_FILE ": must not be a symbolic link");
+        return plat_why(why, size, -e, PD_MANIFEST_FILE ": %s", strerror(e));
     }
     struct stat st;
     char *buf = NULL;
     ssize_t n = 0;
     int rc = 0;
     if (fstat(fd, &st) != 0) {
-        rc = set_why(why, size, -errno, PD_MANIFEST_FILE ": %s", strerror(errno));
+        rc = plat_why(why, size, -errno, PD_MANIFEST_FILE ": %s", strerror(errno));
     } else if (!S_ISREG(st.st_mode)) {
-        rc = set_why(why, size, -EINVAL, PD_MANIFEST_FILE ": not a regular file");
+        rc = plat_why(why, size, -EINVAL, PD_MANIFEST_FILE ": not a regular file");
     } else if (st.st_size > PD_MANIFEST_MAX_BYTES) {
-        rc = set_why(why, size, -EFBIG, PD_MANIFEST_FILE ": larger than %d bytes",
-                     PD_MANIFEST_MAX_BYTES);
+        rc = plat_why(why, size, -EFBIG, PD_MANIFEST_FILE ": larger than %d bytes",
+                      PD_MANIFEST_MAX_BYTES);
     } else if (!(buf = malloc(PD_MANIFEST_MAX_BYTES + 1))) {
-        rc = set_why(why, size, -ENOMEM, PD_MANIFEST_FILE ": out of memory");
+        rc = plat_why(why, size, -ENOMEM, PD_MANIFEST_FILE ": out of memory");
     } else {
         /* Read one byte past the limit: the file may have grown since fstat. */
         while (n <= PD_MANIFEST_MAX_BYTES) {
@@ -886,7 +874,7 @@ int pd_manifest_load(const char *dir, pd_manifest_t *m, char *why, size_t size)
             if (r < 0 && errno == EINTR)
                 continue;
             if (r < 0) {
-                rc = set_why(why, size, -errno, PD_MANIFEST_FILE ": %s", strerror(errno));
+                rc = plat_why(why, size, -errno, PD_MANIFEST_FILE ": %s", strerror(errno));
                 break;
             }
             if (r == 0)
@@ -894,8 +882,8 @@ int pd_manifest_load(const char *dir, pd_manifest_t *m, char *why, size_t size)
             n += r;
         }
         if (!rc && n > PD_MANIFEST_MAX_BYTES)
-            rc = set_why(why, size, -EFBIG, PD_MANIFEST_FILE ": larger than %d bytes",
-                         PD_MANIFEST_MAX_BYTES);
+            rc = plat_why(why, size, -EFBIG, PD_MANIFEST_FILE ": larger than %d bytes",
+                          PD_MANIFEST_MAX_BYTES);
     }
     close(fd);
     if (rc) {
@@ -906,8 +894,8 @@ int pd_manifest_load(const char *dir, pd_manifest_t *m, char *why, size_t size)
     json_t *root = json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
     free(buf);
     if (!root)
-        return set_why(why, size, -EINVAL, PD_MANIFEST_FILE ": line %d column %d: %s", err.line,
-                       err.column, err.text);
+        return plat_why(why, size, -EINVAL, PD_MANIFEST_FILE ": line %d column %d: %s", err.line,
+                        err.column, err.text);
     rc = manifest_from_json(root, dir, m, why, size);
     json_decref(root);
     if (rc)
@@ -999,20 +987,6 @@ static int list_names(int fd, size_t max, char ***out, size_t *count)
     return 0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static void hash_u64(sha256_t *s, uint64_t v)
 {
     uint8_t b[8];
@@ -1028,8 +1002,8 @@ static int copy_file(walk_t *w, int sfd, const struct stat *st, int dfd, const c
     mode_t mode = (st->st_mode & 0111) ? 0755 : 0644;
     uint64_t size = (uint64_t)st->st_size;
     if (w->bytes + size > PD_PKG_MAX_BYTES)
-        return set_why(w->why, w->size, -EFBIG, "package: larger than %llu MiB",
-                       PD_PKG_MAX_BYTES >> 20);
+        return plat_why(w->why, w->size, -EFBIG, "package: larger than %llu MiB",
+                        PD_PKG_MAX_BYTES >> 20);
     w->bytes += size;
     sha256_update(&w->sha, "f", 1);
     sha256_update(&w->sha, w->rel, strlen(w->rel) + 1);
@@ -1038,7 +1012,7 @@ static int copy_file(walk_t *w, int sfd, const struct stat *st, int dfd, const c
 
     int ofd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (ofd < 0)
-        return set_why(w->why, w->size, -errno, "store: %s: %s", w->rel, strerror(errno));
+        return plat_why(w->why, w->size, -errno, "store: %s: %s", w->rel, strerror(errno));
     int rc = 0;
     uint64_t done = 0;
     for (;;) {
@@ -1046,7 +1020,7 @@ static int copy_file(walk_t *w, int sfd, const struct stat *st, int dfd, const c
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
-            rc = set_why(w->why, w->size, -errno, "package: %s: %s", w->rel, strerror(errno));
+            rc = plat_why(w->why, w->size, -errno, "package: %s: %s", w->rel, strerror(errno));
             break;
         }
         if (r == 0)
@@ -1057,17 +1031,17 @@ static int copy_file(walk_t *w, int sfd, const struct stat *st, int dfd, const c
         }
         sha256_update(&w->sha, w->buf, (size_t)r);
         done += (uint64_t)r;
-        if ((rc = write_all(ofd, w->buf, (size_t)r))) {
-            set_why(w->why, w->size, rc, "store: %s: %s", w->rel, strerror(-rc));
+        if ((rc = plat_write_all(ofd, w->buf, (size_t)r))) {
+            plat_why(w->why, w->size, rc, "store: %s: %s", w->rel, strerror(-rc));
             break;
         }
     }
     if (rc == -EAGAIN || (!rc && done != size))
-        rc = set_why(w->why, w->size, -EAGAIN, "package: %s: changed while being copied", w->rel);
+        rc = plat_why(w->why, w->size, -EAGAIN, "package: %s: changed while being copied", w->rel);
     if (!rc && fchmod(ofd, mode) != 0)
-        rc = set_why(w->why, w->size, -errno, "store: %s: %s", w->rel, strerror(errno));
+        rc = plat_why(w->why, w->size, -errno, "store: %s: %s", w->rel, strerror(errno));
     if (close(ofd) != 0 && !rc)
-        rc = set_why(w->why, w->size, -errno, "store: %s: %s", w->rel, strerror(errno));
+        rc = plat_why(w->why, w->size, -errno, "store: %s: %s", w->rel, strerror(errno));
     return rc;
 }
 
@@ -1078,36 +1052,37 @@ static int walk_dir(walk_t *w, int sfd, int dfd, int depth)
     size_t n;
     int rc = list_names(sfd, PD_PKG_MAX_ENTRIES, &names, &n);
     if (rc)
-        return set_why(w->why, w->size, rc, "package: %s: %s", depth ? w->rel : ".", strerror(-rc));
+        return plat_why(w->why, w->size, rc, "package: %s: %s", depth ? w->rel : ".",
+                        strerror(-rc));
     size_t rel_len = strlen(w->rel);
     for (size_t i = 0; i < n && !rc; i++) {
         const char *name = names[i];
         if (depth == 0 && strcmp(name, PD_PKG_DIGEST_FILE) == 0) {
-            rc = set_why(w->why, w->size, -EINVAL,
-                         "package: " PD_PKG_DIGEST_FILE ": reserved name, not allowed");
+            rc = plat_why(w->why, w->size, -EINVAL,
+                          "package: " PD_PKG_DIGEST_FILE ": reserved name, not allowed");
             break;
         }
         if ((size_t)snprintf(w->rel + rel_len, sizeof w->rel - rel_len, "%s%s", rel_len ? "/" : "",
                              name) >= sizeof w->rel - rel_len) {
-            rc = set_why(w->why, w->size, -ENAMETOOLONG, "package: path too long");
+            rc = plat_why(w->why, w->size, -ENAMETOOLONG, "package: path too long");
             break;
         }
         if (++w->entries > PD_PKG_MAX_ENTRIES) {
-            rc = set_why(w->why, w->size, -E2BIG, "package: more than %d files and directories",
-                         PD_PKG_MAX_ENTRIES);
+            rc = plat_why(w->why, w->size, -E2BIG, "package: more than %d files and directories",
+                          PD_PKG_MAX_ENTRIES);
             break;
         }
         struct stat st;
         if (fstatat(sfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-            rc = set_why(w->why, w->size, -errno, "package: %s: %s", w->rel, strerror(errno));
+            rc = plat_why(w->why, w->size, -errno, "package: %s: %s", w->rel, strerror(errno));
         } else if (S_ISLNK(st.st_mode)) {
-            rc = set_why(w->why, w->size, -EINVAL,
-                         "package: %s: symbolic links are not allowed in a package", w->rel);
+            rc = plat_why(w->why, w->size, -EINVAL,
+                          "package: %s: symbolic links are not allowed in a package", w->rel);
         } else if (S_ISDIR(st.st_mode)) {
             if (depth + 1 > PD_PKG_MAX_DEPTH) {
-                rc = set_why(w->why, w->size, -E2BIG,
-                             "package: %s: directories nested deeper than %d", w->rel,
-                             PD_PKG_MAX_DEPTH);
+                rc = plat_why(w->why, w->size, -E2BIG,
+                              "package: %s: directories nested deeper than %d", w->rel,
+                              PD_PKG_MAX_DEPTH);
                 break;
             }
             sha256_update(&w->sha, "d", 1);
@@ -1115,15 +1090,16 @@ static int walk_dir(walk_t *w, int sfd, int dfd, int depth)
             int csfd = openat(sfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             int cdfd = -1;
             if (csfd < 0) {
-                rc = set_why(w->why, w->size, -errno, "package: %s: %s", w->rel, strerror(errno));
+                rc = plat_why(w->why, w->size, -errno, "package: %s: %s", w->rel, strerror(errno));
             } else if (mkdirat(dfd, name, 0700) != 0 ||
                        (cdfd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) <
                            0) {
-                rc = set_why(w->why, w->size, -errno, "store: %s: %s", w->rel, strerror(errno));
+                rc = plat_why(w->why, w->size, -errno, "store: %s: %s", w->rel, strerror(errno));
             } else {
                 rc = walk_dir(w, csfd, cdfd, depth + 1);
                 if (!rc && fchmod(cdfd, 0755) != 0)
-                    rc = set_why(w->why, w->size, -errno, "store: %s: %s", w->rel, strerror(errno));
+                    rc =
+                        plat_why(w->why, w->size, -errno, "store: %s: %s", w->rel, strerror(errno));
             }
             if (csfd >= 0)
                 close(csfd);
@@ -1134,21 +1110,21 @@ static int walk_dir(walk_t *w, int sfd, int dfd, int depth)
             int fd = openat(sfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
             struct stat st2;
             if (fd < 0) {
-                rc = set_why(w->why, w->size, errno == ELOOP ? -EINVAL : -errno, "package: %s: %s",
-                             w->rel,
-                             errno == ELOOP ? "symbolic links are not allowed in a package"
-                                            : strerror(errno));
+                rc = plat_why(w->why, w->size, errno == ELOOP ? -EINVAL : -errno, "package: %s: %s",
+                              w->rel,
+                              errno == ELOOP ? "symbolic links are not allowed in a package"
+                                             : strerror(errno));
             } else if (fstat(fd, &st2) != 0 || !S_ISREG(st2.st_mode)) {
-                rc = set_why(w->why, w->size, -EAGAIN, "package: %s: changed while being copied",
-                             w->rel);
+                rc = plat_why(w->why, w->size, -EAGAIN, "package: %s: changed while being copied",
+                              w->rel);
             } else {
                 rc = copy_file(w, fd, &st2, dfd, name);
             }
             if (fd >= 0)
                 close(fd);
         } else {
-            rc = set_why(w->why, w->size, -EINVAL, "package: %s: not a regular file or directory",
-                         w->rel);
+            rc = plat_why(w->why, w->size, -EINVAL, "package: %s: not a regular file or directory",
+                          w->rel);
         }
         w->rel[rel_len] = '\0';
     }
@@ -1209,7 +1185,7 @@ static int write_digest(int dfd, const char *hex)
     char line[PD_SHA256_HEX_LEN + 1];
     memcpy(line, hex, PD_SHA256_HEX_LEN);
     line[PD_SHA256_HEX_LEN] = '\n';
-    int rc = write_all(fd, (const uint8_t *)line, sizeof line);
+    int rc = plat_write_all(fd, line, sizeof line);
     if (!rc && fchmod(fd, 0644) != 0)
         rc = -errno;
     if (close(fd) != 0 && !rc)
@@ -1272,16 +1248,16 @@ static int compare_existing(const char *final, const char *digest, const char *i
     char have[PD_SHA256_HEX_LEN + 1];
     int rc = read_digest_at(AT_FDCWD, final, have);
     if (rc)
-        return set_why(why, size, -EEXIST,
-                       "%s %s: stored copy has no valid " PD_PKG_DIGEST_FILE
-                       " (%s); remove %s by hand",
-                       id, version, strerror(-rc), final);
+        return plat_why(why, size, -EEXIST,
+                        "%s %s: stored copy has no valid " PD_PKG_DIGEST_FILE
+                        " (%s); remove %s by hand",
+                        id, version, strerror(-rc), final);
     if (strcmp(have, digest) != 0)
-        return set_why(why, size, -EEXIST,
-                       "%s %s: id version already registered with different content; bump the "
-                       "version",
-                       id, version);
-    return set_why(why, size, 0, "already registered");
+        return plat_why(why, size, -EEXIST,
+                        "%s %s: id version already registered with different content; bump the "
+                        "version",
+                        id, version);
+    return plat_why(why, size, 0, "already registered");
 }
 
 int pd_package_register(const char *store_dir, const char *src_dir, pd_manifest_t *out, char *why,
@@ -1292,7 +1268,7 @@ int pd_package_register(const char *store_dir, const char *src_dir, pd_manifest_
     if (out)
         memset(out, 0, sizeof *out);
     if (!store_dir || !src_dir || !*store_dir || !*src_dir)
-        return set_why(why, size, -EINVAL, "no store or package directory");
+        return plat_why(why, size, -EINVAL, "no store or package directory");
 
     pd_manifest_t first = {0}, stored = {0};
     int rc = pd_manifest_load(src_dir, &first, why, size);
@@ -1310,40 +1286,40 @@ int pd_package_register(const char *store_dir, const char *src_dir, pd_manifest_
     src_real = realpath(src_dir, NULL);
     store_real = resolve_maybe_missing(store_dir);
     if (!src_real || !store_real) {
-        rc = set_why(why, size, -errno, "cannot resolve %s: %s", src_real ? store_dir : src_dir,
-                     strerror(errno));
+        rc = plat_why(why, size, -errno, "cannot resolve %s: %s", src_real ? store_dir : src_dir,
+                      strerror(errno));
         goto out;
     }
     size_t sn = strlen(src_real);
     if (strncmp(store_real, src_real, sn) == 0 &&
         (store_real[sn] == '\0' || store_real[sn] == '/' || sn == 1)) {
-        rc = set_why(why, size, -EINVAL, "the store directory is inside the package directory");
+        rc = plat_why(why, size, -EINVAL, "the store directory is inside the package directory");
         goto out;
     }
     if ((rc = mkdir_ok(store_dir))) {
-        set_why(why, size, rc, "store %s: %s", store_dir, strerror(-rc));
+        plat_why(why, size, rc, "store %s: %s", store_dir, strerror(-rc));
         goto out;
     }
     if ((size_t)snprintf(tmp, sizeof tmp, "%s/.tmp-XXXXXX", store_dir) >= sizeof tmp ||
         (size_t)snprintf(iddir, sizeof iddir, "%s/%s", store_dir, first.id) >= sizeof iddir ||
         (size_t)snprintf(final, sizeof final, "%s/%s", iddir, first.version) >= sizeof final) {
-        rc = set_why(why, size, -ENAMETOOLONG, "store: path too long");
+        rc = plat_why(why, size, -ENAMETOOLONG, "store: path too long");
         goto out;
     }
     if (!mkdtemp(tmp)) {
-        rc = set_why(why, size, -errno, "store: cannot create a temp dir: %s", strerror(errno));
+        rc = plat_why(why, size, -errno, "store: cannot create a temp dir: %s", strerror(errno));
         goto out;
     }
     have_tmp = true;
     sfd = open(src_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (sfd < 0 || dfd < 0) {
-        rc = set_why(why, size, -errno, "%s: %s", sfd < 0 ? src_dir : tmp, strerror(errno));
+        rc = plat_why(why, size, -errno, "%s: %s", sfd < 0 ? src_dir : tmp, strerror(errno));
         goto out;
     }
     w = calloc(1, sizeof *w);
     if (!w || !(w->buf = malloc(COPY_BUF))) {
-        rc = set_why(why, size, -ENOMEM, "out of memory");
+        rc = plat_why(why, size, -ENOMEM, "out of memory");
         goto out;
     }
     w->why = why;
@@ -1357,7 +1333,7 @@ int pd_package_register(const char *store_dir, const char *src_dir, pd_manifest_
      * disk before the rename makes it visible. */
     if ((rc = write_digest(dfd, digest)) || fchmod(dfd, 0755) != 0 || syncfs(dfd) != 0) {
         rc = rc ? rc : -errno;
-        set_why(why, size, rc, "store: %s", strerror(-rc));
+        plat_why(why, size, rc, "store: %s", strerror(-rc));
         goto out;
     }
 
@@ -1366,12 +1342,12 @@ int pd_package_register(const char *store_dir, const char *src_dir, pd_manifest_
     if ((rc = pd_manifest_load(tmp, &stored, why, size)))
         goto out;
     if (strcmp(stored.id, first.id) != 0 || strcmp(stored.version, first.version) != 0) {
-        rc = set_why(why, size, -EAGAIN, "package: manifest.json changed while registering");
+        rc = plat_why(why, size, -EAGAIN, "package: manifest.json changed while registering");
         goto out;
     }
 
     if ((rc = mkdir_ok(iddir))) {
-        set_why(why, size, rc, "store %s: %s", iddir, strerror(-rc));
+        plat_why(why, size, rc, "store %s: %s", iddir, strerror(-rc));
         goto out;
     }
     struct stat st;
@@ -1383,17 +1359,17 @@ int pd_package_register(const char *store_dir, const char *src_dir, pd_manifest_
         if (errno == EEXIST || errno == ENOTEMPTY) /* registered concurrently */
             rc = compare_existing(final, digest, first.id, first.version, why, size);
         else
-            rc = set_why(why, size, -errno, "store: rename into %s: %s", final, strerror(errno));
+            rc = plat_why(why, size, -errno, "store: rename into %s: %s", final, strerror(errno));
         goto out;
     }
     have_tmp = false;
     if ((rc = fsync_path(iddir)) || (rc = fsync_path(store_dir))) {
-        set_why(why, size, rc, "store: %s", strerror(-rc));
+        plat_why(why, size, rc, "store: %s", strerror(-rc));
         goto out;
     }
     plat_log_debug(LOG_COMP, "registered package id=%s version=%s digest=%s", first.id,
                    first.version, digest);
-    set_why(why, size, 0, "registered");
+    plat_why(why, size, 0, "registered");
 
 out:
     if (sfd >= 0)

@@ -4,14 +4,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "plat/id.h"
+#include "plat/why.h"
 
 /* VM instructions between two looks at the clock. */
 #define PROGRESS_STEPS 1000
@@ -32,25 +33,6 @@ struct pd_res_db {
     int64_t quota_bytes;  /* max_file_bytes in force (max_page_count set) */
     int64_t quota_pages;  /* what SQLite accepted as max_page_count */
 };
-
-static void set_why(char *why, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_why(char *why, size_t size, const char *fmt, ...)
-{
-    if (!why || !size)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, size, fmt, ap);
-    va_end(ap);
-}
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* SQLite's primary result code as a negative errno. SQLITE_INTERRUPT can
  * only come from our own progress handler. */
@@ -172,7 +154,7 @@ static int authorizer(void *arg, int action, const char *a1, const char *a2, con
 static int progress(void *arg)
 {
     pd_res_db_t *d = arg;
-    if (d->deadline_ms && mono_ms() >= d->deadline_ms) {
+    if (d->deadline_ms && plat_mono_ms() >= d->deadline_ms) {
         d->timed_out = true;
         return 1;
     }
@@ -219,27 +201,25 @@ int pd_res_db_open(const char *path, pd_res_db_t **out, char *why, size_t why_si
 {
     *out = NULL;
     if (!path || !*path) {
-        set_why(why, why_size, "no database path");
-        return -EINVAL;
+        return plat_why(why, why_size, -EINVAL, "no database path");
     }
     /* Create the file ourselves so that it is 0600 (SQLite gives its
      * journal files the database's mode) and never a symlink. */
     int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
         int e = errno;
-        set_why(why, why_size, "%s: %s", path, strerror(e));
-        return e == ELOOP ? -EACCES : -e;
+        return plat_why(why, why_size, e == ELOOP ? -EACCES : -e, "%s: %s", path, strerror(e));
     }
     close(fd);
     pd_res_db_t *d = calloc(1, sizeof *d);
     if (!d) {
-        set_why(why, why_size, "out of memory");
-        return -ENOMEM;
+        return plat_why(why, why_size, -ENOMEM, "out of memory");
     }
     int rc = sqlite3_open_v2(
         path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
-        set_why(why, why_size, "%s: %s", path, d->db ? sqlite3_errmsg(d->db) : "out of memory");
+        (void)plat_why(why, why_size, 0, "%s: %s", path,
+                       d->db ? sqlite3_errmsg(d->db) : "out of memory");
         int err = map_rc(rc);
         sqlite3_close(d->db);
         free(d);
@@ -262,7 +242,7 @@ int pd_res_db_open(const char *path, pd_res_db_t **out, char *why, size_t why_si
                       "PRAGMA foreign_keys=ON;",
                       NULL, NULL, &err);
     if (rc != SQLITE_OK) {
-        set_why(why, why_size, "%s: %s", path, err ? err : sqlite3_errstr(rc));
+        (void)plat_why(why, why_size, 0, "%s: %s", path, err ? err : sqlite3_errstr(rc));
         sqlite3_free(err);
         sqlite3_close(db);
         free(d);
@@ -273,7 +253,7 @@ int pd_res_db_open(const char *path, pd_res_db_t **out, char *why, size_t why_si
         d->page_size = 4096;
     rc = set_quota(d, PD_RES_DB_MAX_FILE_BYTES_DEFAULT);
     if (rc != SQLITE_OK) {
-        set_why(why, why_size, "%s: max_page_count: %s", path, sqlite3_errstr(rc));
+        (void)plat_why(why, why_size, 0, "%s: max_page_count: %s", path, sqlite3_errstr(rc));
         sqlite3_close(db);
         free(d);
         return map_rc(rc) == -EINVAL ? -EBADMSG : map_rc(rc);
@@ -388,9 +368,8 @@ static int bind_params(sqlite3_stmt *st, const Plat__DbExecRequest *req, char *w
 {
     int want = sqlite3_bind_parameter_count(st);
     if ((size_t)want != req->n_params) {
-        set_why(why, why_size, "the statement takes %d parameter(s), %zu given", want,
-                req->n_params);
-        return -EINVAL;
+        return plat_why(why, why_size, -EINVAL, "the statement takes %d parameter(s), %zu given",
+                        want, req->n_params);
     }
     for (size_t i = 0; i < req->n_params; i++) {
         const Plat__DbValue *v = req->params[i];
@@ -415,12 +394,11 @@ static int bind_params(sqlite3_stmt *st, const Plat__DbExecRequest *req, char *w
                      : sqlite3_bind_zeroblob(st, col, 0);
             break;
         default:
-            set_why(why, why_size, "parameter %zu has no value", i + 1);
-            return -EINVAL;
+            return plat_why(why, why_size, -EINVAL, "parameter %zu has no value", i + 1);
         }
         if (rc != SQLITE_OK) {
-            set_why(why, why_size, "parameter %zu: %s", i + 1, sqlite3_errstr(rc));
-            return map_rc(rc);
+            return plat_why(why, why_size, map_rc(rc), "parameter %zu: %s", i + 1,
+                            sqlite3_errstr(rc));
         }
     }
     return 0;
@@ -463,8 +441,7 @@ int pd_res_db_exec(pd_res_db_t *d, const Plat__DbExecRequest *req, const pd_res_
 {
     *out = NULL;
     if (!d || !req || !req->sql || !*req->sql) {
-        set_why(why, why_size, "no SQL");
-        return -EINVAL;
+        return plat_why(why, why_size, -EINVAL, "no SQL");
     }
     d->deny_why[0] = '\0';
     d->deadline_ms = 0;
@@ -484,8 +461,8 @@ int pd_res_db_exec(pd_res_db_t *d, const Plat__DbExecRequest *req, const pd_res_
         int qrc = set_quota(d, quota);
         sqlite3_set_authorizer(d->db, authorizer, d);
         if (qrc != SQLITE_OK) {
-            set_why(why, why_size, "setting the database quota: %s", sqlite3_errstr(qrc));
-            return map_rc(qrc) == -EINVAL ? -EIO : map_rc(qrc);
+            return plat_why(why, why_size, map_rc(qrc) == -EINVAL ? -EIO : map_rc(qrc),
+                            "setting the database quota: %s", sqlite3_errstr(qrc));
         }
     }
     sqlite3_stmt *st = NULL;
@@ -493,20 +470,17 @@ int pd_res_db_exec(pd_res_db_t *d, const Plat__DbExecRequest *req, const pd_res_
     int rc = sqlite3_prepare_v2(d->db, req->sql, -1, &st, &tail);
     if (rc != SQLITE_OK) {
         if (d->deny_why[0]) {
-            set_why(why, why_size, "%s", d->deny_why);
-            return -EACCES;
+            return plat_why(why, why_size, -EACCES, "%s", d->deny_why);
         }
-        set_why(why, why_size, "%s", sqlite3_errmsg(d->db));
-        return map_rc(rc) == -ETIMEDOUT ? -EINVAL : map_rc(rc);
+        return plat_why(why, why_size, map_rc(rc) == -ETIMEDOUT ? -EINVAL : map_rc(rc), "%s",
+                        sqlite3_errmsg(d->db));
     }
     if (!st) {
-        set_why(why, why_size, "no statement (empty or only comments)");
-        return -EINVAL;
+        return plat_why(why, why_size, -EINVAL, "no statement (empty or only comments)");
     }
     if (has_more_statements(d, tail)) {
         sqlite3_finalize(st);
-        set_why(why, why_size, "only one statement per request");
-        return -EINVAL;
+        return plat_why(why, why_size, -EINVAL, "only one statement per request");
     }
     int err = bind_params(st, req, why, why_size);
     if (err < 0) {
@@ -516,8 +490,7 @@ int pd_res_db_exec(pd_res_db_t *d, const Plat__DbExecRequest *req, const pd_res_
     Plat__DbExecResult *r = malloc(sizeof *r);
     if (!r) {
         sqlite3_finalize(st);
-        set_why(why, why_size, "out of memory");
-        return -ENOMEM;
+        return plat_why(why, why_size, -ENOMEM, "out of memory");
     }
     plat__db_exec_result__init(r);
     uint64_t bytes = 0;
@@ -541,14 +514,14 @@ int pd_res_db_exec(pd_res_db_t *d, const Plat__DbExecRequest *req, const pd_res_
     }
     size_t cap = 0;
     if (lim && lim->timeout_ms > 0)
-        d->deadline_ms = mono_ms() + (uint64_t)lim->timeout_ms;
+        d->deadline_ms = plat_mono_ms() + (uint64_t)lim->timeout_ms;
     /* Plain VACUUM attaches its temporary copy while it steps (the
      * authorizer lets only that through). */
     sqlite3_limit(d->db, SQLITE_LIMIT_ATTACHED, 1);
     d->stepping = true;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (r->n_rows + 1 > max_rows) {
-            set_why(why, why_size, "more than %llu rows", (unsigned long long)max_rows);
+            (void)plat_why(why, why_size, 0, "more than %llu rows", (unsigned long long)max_rows);
             err = -EFBIG;
             goto fail;
         }
@@ -575,8 +548,8 @@ int pd_res_db_exec(pd_res_db_t *d, const Plat__DbExecRequest *req, const pd_res_
             Plat__DbValue *v = NULL;
             err = column_value(st, i, &bytes, max_bytes, &v);
             if (err == -EFBIG) {
-                set_why(why, why_size, "result larger than %llu bytes",
-                        (unsigned long long)max_bytes);
+                (void)plat_why(why, why_size, 0, "result larger than %llu bytes",
+                               (unsigned long long)max_bytes);
                 goto fail;
             }
             if (err < 0)
@@ -584,29 +557,31 @@ int pd_res_db_exec(pd_res_db_t *d, const Plat__DbExecRequest *req, const pd_res_
             row->values[row->n_values++] = v;
         }
         if (bytes > max_bytes) {
-            set_why(why, why_size, "result larger than %llu bytes", (unsigned long long)max_bytes);
+            (void)plat_why(why, why_size, 0, "result larger than %llu bytes",
+                           (unsigned long long)max_bytes);
             err = -EFBIG;
             goto fail;
         }
     }
     if (rc != SQLITE_DONE) {
         if (d->timed_out) {
-            set_why(why, why_size, "statement time limit of %lld ms reached",
-                    (long long)lim->timeout_ms);
+            (void)plat_why(why, why_size, 0, "statement time limit of %lld ms reached",
+                           (long long)lim->timeout_ms);
             err = -ETIMEDOUT;
         } else if (d->deny_why[0]) {
-            set_why(why, why_size, "%s", d->deny_why);
+            (void)plat_why(why, why_size, 0, "%s", d->deny_why);
             err = -EACCES;
         } else if ((rc & 0xff) == SQLITE_FULL) {
-            set_why(why, why_size, "database full: quota of %lld bytes reached (or disk full)",
-                    (long long)(d->quota_pages * d->page_size));
+            (void)plat_why(why, why_size, 0,
+                           "database full: quota of %lld bytes reached (or disk full)",
+                           (long long)(d->quota_pages * d->page_size));
             err = -EDQUOT;
         } else if ((rc & 0xff) == SQLITE_TOOBIG) {
-            set_why(why, why_size, "%s (limit %d bytes)", sqlite3_errmsg(d->db),
-                    sqlite3_limit(d->db, SQLITE_LIMIT_LENGTH, -1));
+            (void)plat_why(why, why_size, 0, "%s (limit %d bytes)", sqlite3_errmsg(d->db),
+                           sqlite3_limit(d->db, SQLITE_LIMIT_LENGTH, -1));
             err = -EFBIG;
         } else {
-            set_why(why, why_size, "%s", sqlite3_errmsg(d->db));
+            (void)plat_why(why, why_size, 0, "%s", sqlite3_errmsg(d->db));
             err = map_rc(rc);
             if (err == 0 || err == -ETIMEDOUT)
                 err = -EIO;
@@ -623,7 +598,7 @@ int pd_res_db_exec(pd_res_db_t *d, const Plat__DbExecRequest *req, const pd_res_
     return 0;
 fail:
     if (err == -ENOMEM)
-        set_why(why, why_size, "out of memory");
+        (void)plat_why(why, why_size, 0, "out of memory");
     d->deadline_ms = 0;
     d->stepping = false;
     sqlite3_limit(d->db, SQLITE_LIMIT_ATTACHED, 0);

@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,21 +14,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "plat/io.h"
+#include "plat/why.h"
+
 /* Recursion bound of the usage walk and of remove_tree (directories this
  * module creates are at most PD_RES_FILE_MAX_DEPTH deep). */
 #define WALK_MAX_DEPTH 128
-
-static void set_why(char *why, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_why(char *why, size_t size, const char *fmt, ...)
-{
-    if (!why || !size)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, size, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- textual check ------------------------------------------------------ */
 
@@ -37,36 +27,30 @@ int pd_res_file_check_path(const char *path, size_t len, bool allow_empty, char 
                            size_t why_size)
 {
     if (!path && len) {
-        set_why(why, why_size, "no path");
-        return -EINVAL;
+        return plat_why(why, why_size, -EINVAL, "no path");
     }
     if (len == 0) {
         if (allow_empty)
             return 0;
-        set_why(why, why_size, "empty path");
-        return -EINVAL;
+        return plat_why(why, why_size, -EINVAL, "empty path");
     }
     if (memchr(path, '\0', len)) {
-        set_why(why, why_size, "NUL byte in the path");
-        return -EINVAL;
+        return plat_why(why, why_size, -EINVAL, "NUL byte in the path");
     }
     if (len > PATH_MAX - 1) {
-        set_why(why, why_size, "path longer than %d bytes", PATH_MAX - 1);
-        return -EINVAL;
+        return plat_why(why, why_size, -EINVAL, "path longer than %d bytes", PATH_MAX - 1);
     }
     /* Escape attempts first, so that they are reported (and counted) as
      * denials even when the path is also malformed. */
     if (path[0] == '/') {
-        set_why(why, why_size, "absolute path refused");
-        return -EACCES;
+        return plat_why(why, why_size, -EACCES, "absolute path refused");
     }
     for (size_t i = 0; i < len;) {
         size_t j = i;
         while (j < len && path[j] != '/')
             j++;
         if (j - i == 2 && path[i] == '.' && path[i + 1] == '.') {
-            set_why(why, why_size, "'..' component refused");
-            return -EACCES;
+            return plat_why(why, why_size, -EACCES, "'..' component refused");
         }
         i = j + 1;
     }
@@ -77,32 +61,29 @@ int pd_res_file_check_path(const char *path, size_t len, bool allow_empty, char 
             j++;
         size_t n = j - i;
         if (n == 0) {
-            set_why(why, why_size, "empty component (leading, trailing or double '/')");
-            return -EINVAL;
+            return plat_why(why, why_size, -EINVAL,
+                            "empty component (leading, trailing or double '/')");
         }
         if (n == 1 && path[i] == '.') {
-            set_why(why, why_size, "'.' component refused");
-            return -EINVAL;
+            return plat_why(why, why_size, -EINVAL, "'.' component refused");
         }
         if (n > NAME_MAX) {
-            set_why(why, why_size, "component longer than %d bytes", NAME_MAX);
-            return -EINVAL;
+            return plat_why(why, why_size, -EINVAL, "component longer than %d bytes", NAME_MAX);
         }
         for (size_t k = i; k < j; k++) {
             unsigned char c = (unsigned char)path[k];
             if (c < 0x20 || c == 0x7f) {
-                set_why(why, why_size, "control character in the path");
-                return -EINVAL;
+                return plat_why(why, why_size, -EINVAL, "control character in the path");
             }
         }
         if (n >= sizeof PD_RES_FILE_TMP_PREFIX - 1 &&
             memcmp(path + i, PD_RES_FILE_TMP_PREFIX, sizeof PD_RES_FILE_TMP_PREFIX - 1) == 0) {
-            set_why(why, why_size, "names starting with %s are reserved", PD_RES_FILE_TMP_PREFIX);
-            return -EINVAL;
+            return plat_why(why, why_size, -EINVAL, "names starting with %s are reserved",
+                            PD_RES_FILE_TMP_PREFIX);
         }
         if (++depth > PD_RES_FILE_MAX_DEPTH) {
-            set_why(why, why_size, "more than %d components", PD_RES_FILE_MAX_DEPTH);
-            return -EINVAL;
+            return plat_why(why, why_size, -EINVAL, "more than %d components",
+                            PD_RES_FILE_MAX_DEPTH);
         }
         if (j == len)
             break;
@@ -117,20 +98,16 @@ static int map_open_errno(int e, char *why, size_t why_size)
 {
     switch (e) {
     case EXDEV:
-        set_why(why, why_size, "path leads outside the instance directory");
-        return -EACCES;
+        return plat_why(why, why_size, -EACCES, "path leads outside the instance directory");
     case ELOOP:
-        set_why(why, why_size, "symbolic link refused (loop, magic link, or no openat2)");
-        return -EACCES;
+        return plat_why(why, why_size, -EACCES,
+                        "symbolic link refused (loop, magic link, or no openat2)");
     case ENOENT:
-        set_why(why, why_size, "no such file or directory");
-        return -ENOENT;
+        return plat_why(why, why_size, -ENOENT, "no such file or directory");
     case ENOTDIR:
-        set_why(why, why_size, "a path component is not a directory");
-        return -ENOTDIR;
+        return plat_why(why, why_size, -ENOTDIR, "a path component is not a directory");
     default:
-        set_why(why, why_size, "%s", strerror(e));
-        return -e;
+        return plat_why(why, why_size, -e, "%s", strerror(e));
     }
 }
 
@@ -319,18 +296,18 @@ static int op_read(int root, const char *path, const pd_res_file_opts_t *o, Plat
     int rc = 0;
     if (fstat(fd, &st) < 0) {
         rc = -errno;
-        set_why(why, why_size, "%s", strerror(errno));
+        (void)plat_why(why, why_size, 0, "%s", strerror(errno));
     } else if (S_ISDIR(st.st_mode)) {
         rc = -EISDIR;
-        set_why(why, why_size, "is a directory");
+        (void)plat_why(why, why_size, 0, "is a directory");
     } else if (!S_ISREG(st.st_mode)) {
         rc = -EINVAL;
-        set_why(why, why_size, "not a regular file");
+        (void)plat_why(why, why_size, 0, "not a regular file");
     }
     uint64_t cap = o->max_file_bytes > 0 ? (uint64_t)o->max_file_bytes : UINT64_MAX;
     if (rc == 0 && (uint64_t)st.st_size > cap) {
         rc = -EFBIG;
-        set_why(why, why_size, "file larger than %llu bytes", (unsigned long long)cap);
+        (void)plat_why(why, why_size, 0, "file larger than %llu bytes", (unsigned long long)cap);
     }
     if (rc < 0) {
         close(fd);
@@ -344,7 +321,8 @@ static int op_read(int root, const char *path, const pd_res_file_opts_t *o, Plat
         if (have == alloc) {
             if ((uint64_t)have > cap) {
                 rc = -EFBIG;
-                set_why(why, why_size, "file larger than %llu bytes", (unsigned long long)cap);
+                (void)plat_why(why, why_size, 0, "file larger than %llu bytes",
+                               (unsigned long long)cap);
                 break;
             }
             size_t nalloc = alloc * 2;
@@ -362,7 +340,7 @@ static int op_read(int root, const char *path, const pd_res_file_opts_t *o, Plat
             continue;
         if (n < 0) {
             rc = -errno;
-            set_why(why, why_size, "read: %s", strerror(errno));
+            (void)plat_why(why, why_size, 0, "read: %s", strerror(errno));
             break;
         }
         if (n == 0)
@@ -371,12 +349,11 @@ static int op_read(int root, const char *path, const pd_res_file_opts_t *o, Plat
     }
     close(fd);
     if (!buf) {
-        set_why(why, why_size, "out of memory");
-        return -ENOMEM;
+        return plat_why(why, why_size, -ENOMEM, "out of memory");
     }
     if (rc == 0 && (uint64_t)have > cap) {
         rc = -EFBIG;
-        set_why(why, why_size, "file larger than %llu bytes", (unsigned long long)cap);
+        (void)plat_why(why, why_size, 0, "file larger than %llu bytes", (unsigned long long)cap);
     }
     if (rc < 0) {
         free(buf);
@@ -387,40 +364,25 @@ static int op_read(int root, const char *path, const pd_res_file_opts_t *o, Plat
     return 0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static int op_write(int root, const char *path, const uint8_t *data, size_t len,
                     const pd_res_file_opts_t *o, char *why, size_t why_size)
 {
     if (o->max_file_bytes > 0 && (uint64_t)len > (uint64_t)o->max_file_bytes) {
-        set_why(why, why_size, "file larger than %lld bytes", (long long)o->max_file_bytes);
-        return -EFBIG;
+        return plat_why(why, why_size, -EFBIG, "file larger than %lld bytes",
+                        (long long)o->max_file_bytes);
     }
     uint64_t used = 0, entries = 0;
     int rc = pd_res_file_usage(root, &used, &entries);
     if (rc < 0) {
-        set_why(why, why_size, "usage: %s", strerror(-rc));
-        return rc;
+        return plat_why(why, why_size, rc, "usage: %s", strerror(-rc));
     }
     /* Upper bound of the entries this write adds: every component. */
     size_t ncomp = 1;
     for (const char *p = path; *p; p++)
         ncomp += *p == '/';
     if (entries + ncomp > PD_RES_FILE_MAX_ENTRIES) {
-        set_why(why, why_size, "more than %d files and directories", PD_RES_FILE_MAX_ENTRIES);
-        return -EDQUOT;
+        return plat_why(why, why_size, -EDQUOT, "more than %d files and directories",
+                        PD_RES_FILE_MAX_ENTRIES);
     }
     char parent[PATH_MAX];
     const char *name;
@@ -433,8 +395,7 @@ static int op_write(int root, const char *path, const uint8_t *data, size_t len,
     if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
         if (S_ISDIR(st.st_mode)) {
             close(pfd);
-            set_why(why, why_size, "is a directory");
-            return -EISDIR;
+            return plat_why(why, why_size, -EISDIR, "is a directory");
         }
         if (S_ISREG(st.st_mode))
             old = (uint64_t)st.st_size;
@@ -445,9 +406,8 @@ static int op_write(int root, const char *path, const uint8_t *data, size_t len,
     }
     if (o->quota_bytes > 0 && used - old + len > (uint64_t)o->quota_bytes) {
         close(pfd);
-        set_why(why, why_size, "instance quota of %lld bytes exceeded (%llu used)",
-                (long long)o->quota_bytes, (unsigned long long)used);
-        return -EDQUOT;
+        return plat_why(why, why_size, -EDQUOT, "instance quota of %lld bytes exceeded (%llu used)",
+                        (long long)o->quota_bytes, (unsigned long long)used);
     }
     char tmp[sizeof PD_RES_FILE_TMP_PREFIX + 24];
     int fd = -1;
@@ -462,11 +422,11 @@ static int op_write(int root, const char *path, const uint8_t *data, size_t len,
     }
     if (fd < 0) {
         rc = -errno;
-        set_why(why, why_size, "temp file: %s", strerror(errno));
+        (void)plat_why(why, why_size, 0, "temp file: %s", strerror(errno));
         close(pfd);
         return rc;
     }
-    rc = write_all(fd, data, len);
+    rc = plat_write_all(fd, data, len);
     if (rc == 0 && fsync(fd) < 0)
         rc = -errno;
     if (close(fd) < 0 && rc == 0)
@@ -474,7 +434,7 @@ static int op_write(int root, const char *path, const uint8_t *data, size_t len,
     if (rc == 0 && renameat(pfd, tmp, pfd, name) < 0)
         rc = -errno;
     if (rc < 0) {
-        set_why(why, why_size, "write: %s", strerror(-rc));
+        (void)plat_why(why, why_size, 0, "write: %s", strerror(-rc));
         unlinkat(pfd, tmp, 0);
     } else {
         fsync(pfd); /* the rename itself */
@@ -500,8 +460,7 @@ static int op_list(int root, const char *path, const pd_res_file_opts_t *o, Plat
     if (!d) {
         int e = errno;
         close(fd);
-        set_why(why, why_size, "%s", strerror(e));
-        return -e;
+        return plat_why(why, why_size, -e, "%s", strerror(e));
     }
     int rc = 0;
     size_t cap = 0;
@@ -516,7 +475,7 @@ static int op_list(int root, const char *path, const pd_res_file_opts_t *o, Plat
             continue; /* vanished */
         if (r->n_entries >= PD_RES_FILE_LIST_MAX) {
             rc = -EFBIG;
-            set_why(why, why_size, "more than %d entries", PD_RES_FILE_LIST_MAX);
+            (void)plat_why(why, why_size, 0, "more than %d entries", PD_RES_FILE_LIST_MAX);
             break;
         }
         if (r->n_entries == cap) {
@@ -547,10 +506,10 @@ static int op_list(int root, const char *path, const pd_res_file_opts_t *o, Plat
     }
     if (rc == 0 && !de && errno != 0) {
         rc = -errno;
-        set_why(why, why_size, "readdir: %s", strerror(errno));
+        (void)plat_why(why, why_size, 0, "readdir: %s", strerror(errno));
     }
     if (rc == -ENOMEM)
-        set_why(why, why_size, "out of memory");
+        (void)plat_why(why, why_size, 0, "out of memory");
     closedir(d);
     if (rc == 0 && r->n_entries > 1)
         qsort(r->entries, r->n_entries, sizeof *r->entries, entry_cmp);
@@ -574,7 +533,8 @@ static int op_delete(int root, const char *path, const pd_res_file_opts_t *o, ch
         rc = -errno;
         if (rc == -EEXIST)
             rc = -ENOTEMPTY;
-        set_why(why, why_size, "%s", rc == -ENOTEMPTY ? "directory not empty" : strerror(-rc));
+        (void)plat_why(why, why_size, 0, "%s",
+                       rc == -ENOTEMPTY ? "directory not empty" : strerror(-rc));
     }
     close(pfd);
     return rc;
@@ -587,8 +547,7 @@ int pd_res_file_exec(int root_fd, const Plat__FileRequest *req, const pd_res_fil
     static const pd_res_file_opts_t none = {0};
     const pd_res_file_opts_t *o = opts ? opts : &none;
     if (!req) {
-        set_why(why, why_size, "no request");
-        return -EINVAL;
+        return plat_why(why, why_size, -EINVAL, "no request");
     }
     const char *path = req->path ? req->path : "";
     bool is_list = req->op == PLAT__FILE_OP__FILE_OP_LIST;
@@ -597,8 +556,7 @@ int pd_res_file_exec(int root_fd, const Plat__FileRequest *req, const pd_res_fil
         return rc;
     Plat__FileResult *r = result_new();
     if (!r) {
-        set_why(why, why_size, "out of memory");
-        return -ENOMEM;
+        return plat_why(why, why_size, -ENOMEM, "out of memory");
     }
     switch (req->op) {
     case PLAT__FILE_OP__FILE_OP_READ:
@@ -614,7 +572,7 @@ int pd_res_file_exec(int root_fd, const Plat__FileRequest *req, const pd_res_fil
         rc = op_delete(root_fd, path, o, why, why_size);
         break;
     default:
-        set_why(why, why_size, "unknown file op %d", (int)req->op);
+        (void)plat_why(why, why_size, 0, "unknown file op %d", (int)req->op);
         rc = -EINVAL;
         break;
     }
