@@ -93,6 +93,31 @@ typedef struct {
     Plat__PlatformMessage *request;
 } pending_t;
 
+/* A pending entry holding a copy of the request being handled; NULL with
+ * *rc set when memory or the copy fails. */
+static pending_t *pending_new(ph_host_t *h, const plat_bus_rx_t *rx, int *rc)
+{
+    pending_t *pd = calloc(1, sizeof *pd);
+    if (!pd) {
+        *rc = -ENOMEM;
+        return NULL;
+    }
+    pd->h = h;
+    *rc = plat_envelope_decode(rx->raw, rx->raw_len, 0, &pd->request, NULL);
+    if (*rc < 0) {
+        free(pd);
+        return NULL;
+    }
+    return pd;
+}
+
+static void pending_free(pending_t *pd)
+{
+    if (pd)
+        plat_envelope_free(&pd->request);
+    free(pd);
+}
+
 static void send_reply(ph_host_t *h, const Plat__PlatformMessage *request, int code,
                        const char *message, Plat__PlatformMessage *reply)
 {
@@ -117,8 +142,7 @@ static void on_plugin_done(int code, const char *message, Plat__PlatformMessage 
 {
     pending_t *pd = arg;
     send_reply(pd->h, pd->request, code, message, reply);
-    plat_envelope_free(&pd->request);
-    free(pd);
+    pending_free(pd);
 }
 
 /* Ability.trigger: a task of an instance here is due; on_task runs in the
@@ -127,12 +151,8 @@ static void on_ability_trigger(ph_host_t *h, const plat_bus_rx_t *rx)
 {
     const Plat__PlatformMessage *m = rx->msg;
     const Plat__AbilityTrigger *t = m->ability->trigger;
-    pending_t *pd = calloc(1, sizeof *pd);
-    int rc = -ENOMEM;
-    if (pd) {
-        pd->h = h;
-        rc = plat_envelope_decode(rx->raw, rx->raw_len, 0, &pd->request, NULL);
-    }
+    int rc;
+    pending_t *pd = pending_new(h, rx, &rc);
     if (rc == 0)
         rc = t->kind == PLAT__ABILITY_KIND__ABILITY_KIND_TASK
                  ? ph_plugins_task(h->plugins, pd->request->ability->trigger, on_plugin_done, pd)
@@ -152,9 +172,7 @@ static void on_ability_trigger(ph_host_t *h, const plat_bus_rx_t *rx)
     Plat__PlatformMessage *reply = ph_msg_ability_result(rc, msg, t->instance);
     send_reply(h, m, rc, msg, reply);
     plat_envelope_free(&reply);
-    if (pd)
-        plat_envelope_free(&pd->request);
-    free(pd);
+    pending_free(pd);
 }
 
 /* Plugin.action / Plugin.event: hand to the runner; it replies when the
@@ -164,12 +182,8 @@ static void on_plugin_request(ph_host_t *h, const plat_bus_rx_t *rx)
     const Plat__PlatformMessage *m = rx->msg;
     const Plat__PluginMessage *pm = m->plugin;
     bool is_action = pm->body_case == PLAT__PLUGIN_MESSAGE__BODY_ACTION;
-    pending_t *pd = calloc(1, sizeof *pd);
-    int rc = -ENOMEM;
-    if (pd) {
-        pd->h = h;
-        rc = plat_envelope_decode(rx->raw, rx->raw_len, 0, &pd->request, NULL);
-    }
+    int rc;
+    pending_t *pd = pending_new(h, rx, &rc);
     if (rc == 0)
         rc = is_action ? ph_plugins_action(h->plugins, pd->request->plugin->action,
                                            on_plugin_done, pd)
@@ -189,9 +203,7 @@ static void on_plugin_request(ph_host_t *h, const plat_bus_rx_t *rx)
                                              : plat_msg_plugin_response(0, NULL, NULL, 0, rc, msg);
     send_reply(h, m, rc, msg, reply);
     plat_envelope_free(&reply);
-    if (pd)
-        plat_envelope_free(&pd->request);
-    free(pd);
+    pending_free(pd);
 }
 
 static void on_message(plat_bus_t *bus, const plat_bus_rx_t *rx, void *arg)

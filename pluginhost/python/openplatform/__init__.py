@@ -119,17 +119,11 @@ class Plugin:
         pass
 
 
-class Request:
-    """An event for the instance: an HTTP invoke as method, path, headers
-    (a list of (name, value) pairs, as sent) and body (bytes)."""
+class _HeadersBody:
+    """What an HTTP request and an HTTP response share: ``headers`` (a list
+    of (name, value) pairs, as sent) and ``body`` (bytes)."""
 
-    __slots__ = ("method", "path", "headers", "body")
-
-    def __init__(self, method="", path="", headers=(), body=b""):
-        self.method = method
-        self.path = path
-        self.headers = list(headers)
-        self.body = bytes(body)
+    __slots__ = ()
 
     def header(self, name, default=None):
         """The first header called ``name`` (case-insensitive)."""
@@ -142,6 +136,19 @@ class Request:
     @property
     def text(self):
         return self.body.decode("utf-8", "replace")
+
+
+class Request(_HeadersBody):
+    """An event for the instance: an HTTP invoke as method, path, headers
+    (a list of (name, value) pairs, as sent) and body (bytes)."""
+
+    __slots__ = ("method", "path", "headers", "body")
+
+    def __init__(self, method="", path="", headers=(), body=b""):
+        self.method = method
+        self.path = path
+        self.headers = list(headers)
+        self.body = bytes(body)
 
     def json(self):
         return _json.loads(self.body.decode("utf-8")) if self.body else None
@@ -202,7 +209,7 @@ class DbResult:
         return self.rows[0][0] if self.rows and self.rows[0] else default
 
 
-class HttpResponse:
+class HttpResponse(_HeadersBody):
     """An outbound HTTP response, whatever its status."""
 
     __slots__ = ("status", "headers", "body")
@@ -211,17 +218,6 @@ class HttpResponse:
         self.status = status
         self.headers = list(headers)
         self.body = bytes(body)
-
-    def header(self, name, default=None):
-        low = name.lower()
-        for n, v in self.headers:
-            if n.lower() == low:
-                return v
-        return default
-
-    @property
-    def text(self):
-        return self.body.decode("utf-8", "replace")
 
     def json(self):
         return _json.loads(self.body.decode("utf-8"))

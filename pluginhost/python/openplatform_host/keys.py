@@ -83,20 +83,19 @@ def check_private(path):
                         % (path, stat.S_IMODE(st.st_mode)))
 
 
-def load_secret(path):
-    check_private(path)
+def _read_key_file(path):
     try:
         with open(path, "rb") as f:
             data = f.read(256)
     except OSError as e:
         raise KeyError_("%s: %s" % (path, e.strerror)) from None
     return _one_line(data, path)
+
+
+def load_secret(path):
+    check_private(path)
+    return _read_key_file(path)
 
 
 def load_public(path):
-    try:
-        with open(path, "rb") as f:
-            data = f.read(256)
-    except OSError as e:
-        raise KeyError_("%s: %s" % (path, e.strerror)) from None
-    return _one_line(data, path)
+    return _read_key_file(path)

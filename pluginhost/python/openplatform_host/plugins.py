@@ -118,6 +118,19 @@ def _log_traceback(what, exc):
             log.warn("traceback", line)
 
 
+def _loaded_hook(inst, name):
+    """The plugin loaded for `inst` and its hook `name`, or a Failure:
+    -ENOENT when nothing is loaded yet, -EOPNOTSUPP without that hook."""
+    lib = inst.lib
+    if lib is None:
+        raise Failure(-errno.ENOENT, "instance %s has no plugin loaded (no action "
+                      "succeeded yet)" % inst.id)
+    fn = lib.hooks.get(name)
+    if fn is None:
+        raise Failure(-errno.EOPNOTSUPP, "%s %s has no %s hook" % (lib.plugin, lib.version, name))
+    return lib, fn
+
+
 def _module_name(plugin, version):
     """A private, unique module name per (plugin, version)."""
     safe = re.sub(r"[^A-Za-z0-9_]", "_", "%s_%s" % (plugin, version))
@@ -253,14 +266,7 @@ class Runner:
 
     def _run_event(self, job):
         inst, ev = job.inst, job.req
-        lib = inst.lib
-        if lib is None:
-            raise Failure(-errno.ENOENT, "instance %s has no plugin loaded (no action "
-                          "succeeded yet)" % inst.id)
-        fn = lib.hooks.get("on_event")
-        if fn is None:
-            raise Failure(-errno.EOPNOTSUPP, "%s %s has no on_event hook"
-                          % (lib.plugin, lib.version))
+        lib, fn = _loaded_hook(inst, "on_event")
         req = op.Request(ev.method, ev.path, [(h.name, h.value) for h in ev.headers], ev.body)
         what = "on_event of %s %s" % (lib.plugin, lib.version)
         res = self._call_hook(what, fn, HookContext(self, inst, lib), req)
@@ -301,14 +307,7 @@ class Runner:
 
     def _run_task(self, job):
         inst, t = job.inst, job.req
-        lib = inst.lib
-        if lib is None:
-            raise Failure(-errno.ENOENT, "instance %s has no plugin loaded (no action "
-                          "succeeded yet)" % inst.id)
-        fn = lib.hooks.get("on_task")
-        if fn is None:
-            raise Failure(-errno.EOPNOTSUPP, "%s %s has no on_task hook"
-                          % (lib.plugin, lib.version))
+        lib, fn = _loaded_hook(inst, "on_task")
         what = "on_task %s of %s %s" % (t.name, lib.plugin, lib.version)
         rc = self._call_hook(what, fn, HookContext(self, inst, lib),
                              op.Task(t.name, t.scheduled_unix_ms, t.missed))
