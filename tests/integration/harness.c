@@ -569,6 +569,26 @@ void it_hostbootd_config_refused(it_env_t *env, json_t *hb_extra, ...)
     IT_CHECK(env, !missing, "the refusal names %s", missing ? missing : "");
 }
 
+json_t *it_register_package(it_env_t *env, const char *path, const char *id)
+{
+    json_t *body = it_post_ok(env, "/api/v1/packages", json_pack("{s:s}", "path", path), 201);
+    IT_CHECK(env, strcmp(it_json_str(body, "package.id"), id) == 0, "package id %s (got %s)", id,
+             it_json_str(body, "package.id"));
+    return body;
+}
+
+json_t *it_get_instance(it_env_t *env, const char *uuid)
+{
+    char path[160];
+    snprintf(path, sizeof path, "/api/v1/instances/%s", uuid);
+    json_t *body = it_get_json(env, path);
+    json_t *inst = json_object_get(body, "instance");
+    IT_CHECK(env, json_is_object(inst), "GET %s holds the instance", path);
+    json_incref(inst);
+    json_decref(body);
+    return inst;
+}
+
 int it_log_count(const it_proc_t *p, const char *needle)
 {
     char *log = it_read_log(p);

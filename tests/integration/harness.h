@@ -194,6 +194,12 @@ int it_http_post(const it_env_t *env, const char *path, json_t *body, json_t **r
 /* POST `req` (stolen) to `path`; the status must be `want` (else the body is
  * printed and the test fails). Returns the response body (the caller's). */
 json_t *it_post_ok(it_env_t *env, const char *path, json_t *req, int want);
+/* POST /api/v1/packages {path}: must answer 201 with package.id `id`;
+ * returns the response body (the caller's) for further checks. */
+json_t *it_register_package(it_env_t *env, const char *path, const char *id);
+/* GET /api/v1/instances/<uuid>: the instance object (owned); fails unless
+ * the answer holds one. */
+json_t *it_get_instance(it_env_t *env, const char *uuid);
 int it_http_delete(const it_env_t *env, const char *path, json_t **resp);
 
 /* Raw body in, raw body out: `method` http://127.0.0.1:<http port><path>

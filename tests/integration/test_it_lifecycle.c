@@ -245,15 +245,7 @@ static void make_hello_variant(it_env_t *env, const char *id, const char *mode, 
 static void register_package(it_env_t *env, const char *path, const char *id, const char *version,
                              const char *mode)
 {
-    json_t *req = json_pack("{s:s}", "path", path);
-    json_t *body = NULL;
-    int st = it_http_post(env, "/api/v1/packages", req, &body);
-    json_decref(req);
-    if (st != 201)
-        show("POST /api/v1/packages", st, body);
-    IT_CHECK(env, st == 201, "register %s: 201 (got %d)", path, st);
-    IT_CHECK(env, strcmp(it_json_str(body, "package.id"), id) == 0, "package id %s (got %s)", id,
-             it_json_str(body, "package.id"));
+    json_t *body = it_register_package(env, path, id);
     IT_CHECK(env, strcmp(it_json_str(body, "package.version"), version) == 0,
              "package version %s (got %s)", version, it_json_str(body, "package.version"));
     IT_CHECK(env, strcmp(it_json_str(body, "package.host_mode"), mode) == 0,
@@ -355,23 +347,10 @@ static json_t *act_ok(it_env_t *env, const char *uuid, const char *action, const
     return inst;
 }
 
-/* GET /api/v1/instances/<uuid>: the instance object (owned); fails unless 200. */
-static json_t *get_instance(it_env_t *env, const char *uuid)
-{
-    char path[160];
-    snprintf(path, sizeof path, "/api/v1/instances/%s", uuid);
-    json_t *body = it_get_json(env, path);
-    json_t *inst = json_object_get(body, "instance");
-    IT_CHECK(env, json_is_object(inst), "GET %s holds the instance", path);
-    json_incref(inst);
-    json_decref(body);
-    return inst;
-}
-
 /* Current state into buf. */
 static const char *instance_state(it_env_t *env, const char *uuid, char *buf, size_t size)
 {
-    json_t *inst = get_instance(env, uuid);
+    json_t *inst = it_get_instance(env, uuid);
     snprintf(buf, size, "%s", it_json_str(inst, "state"));
     json_decref(inst);
     return buf;
@@ -380,7 +359,7 @@ static const char *instance_state(it_env_t *env, const char *uuid, char *buf, si
 /* Current host into out[64] ("" when none). */
 static void instance_host(it_env_t *env, const char *uuid, char out[64])
 {
-    json_t *inst = get_instance(env, uuid);
+    json_t *inst = it_get_instance(env, uuid);
     snprintf(out, 64, "%s", it_json_str(inst, "host"));
     json_decref(inst);
 }
@@ -842,7 +821,7 @@ static void refused(it_env_t *env, seen_t *seen, const char *uuid, const char *a
 {
     char before[32], after[32];
     instance_state(env, uuid, before, sizeof before);
-    json_t *inst0 = get_instance(env, uuid);
+    json_t *inst0 = it_get_instance(env, uuid);
     size_t n0 = n_actions(env, uuid);
     json_t *body = NULL;
     int st = act(env, uuid, action, req, &body);
@@ -855,7 +834,7 @@ static void refused(it_env_t *env, seen_t *seen, const char *uuid, const char *a
     IT_CHECK(env, *it_json_str(body, "error.message"), "%s from %s: a message says why", action,
              before);
     json_decref(body);
-    json_t *inst1 = get_instance(env, uuid);
+    json_t *inst1 = it_get_instance(env, uuid);
     IT_CHECK(env, strcmp(instance_state(env, uuid, after, sizeof after), before) == 0,
              "%s refused: state still %s (is %s)", action, before, after);
     IT_CHECK(env,
@@ -1022,7 +1001,7 @@ static void test_crash_fails_instance_only(void **state)
              (long long)it_json_int(h, "exit.signal", -1));
     json_decref(h);
     wait_instance(env, crashy, "failed", NULL, false, ACTION_DEADLINE_MS);
-    inst = get_instance(env, crashy);
+    inst = it_get_instance(env, crashy);
     print_message("crashy instance last_error: %s\n", it_json_str(inst, "last_error"));
     IT_CHECK(env, *it_json_str(inst, "last_error"), "the failed instance says why");
     IT_CHECK(env, strstr(it_json_str(inst, "last_error"), crashy_host) != NULL,
@@ -1045,7 +1024,7 @@ static void test_crash_fails_instance_only(void **state)
      * restart_initial_ms ± 20 %), and says so in the instance and its
      * audit trail. */
     wait_instance(env, crashy, "running", NULL, false, ACTION_DEADLINE_MS + 8000);
-    inst = get_instance(env, crashy);
+    inst = it_get_instance(env, crashy);
     IT_CHECK(env, it_json_int(inst, "crash_count", -1) == 1, "crash_count 1 (%lld)",
              (long long)it_json_int(inst, "crash_count", -1));
     json_decref(inst);
@@ -1101,7 +1080,7 @@ static void test_start_timeout_kills_host(void **state)
     bg = it_http_bg_start(env, path, "{}", 60000L);
     bool busy = false;
     while (!busy && !it_http_bg_poll(bg, 20)) {
-        inst = get_instance(env, uuid);
+        inst = it_get_instance(env, uuid);
         busy = json_is_true(json_object_get(inst, "busy"));
         json_decref(inst);
     }
@@ -1133,7 +1112,7 @@ static void test_start_timeout_kills_host(void **state)
     h = it_wait_host_state(env, host, "exited", ACTION_DEADLINE_MS, NULL);
     json_decref(h);
     IT_CHECK(env, kill(pid, 0) != 0, "the host pid %d is gone", (int)pid);
-    inst = get_instance(env, uuid);
+    inst = it_get_instance(env, uuid);
     IT_CHECK(env, strcmp(it_json_str(inst, "state"), "failed") == 0, "instance failed (%s)",
              it_json_str(inst, "state"));
     IT_CHECK(env, strstr(it_json_str(inst, "last_error"), "1500") != NULL,
@@ -1191,7 +1170,7 @@ static void test_upgrade_and_rollback(void **state)
     IT_CHECK(env, strcmp(it_json_str(body, "instance.state"), "running") == 0,
              "running again after the rollback (%s)", it_json_str(body, "instance.state"));
     json_decref(body);
-    json_t *inst = get_instance(env, uuid);
+    json_t *inst = it_get_instance(env, uuid);
     print_message("after the failed upgrade: last_error %s\n", it_json_str(inst, "last_error"));
     IT_CHECK(env, strcmp(it_json_str(inst, "version"), "2.0.0") == 0, "GET: 2.0.0 (%s)",
              it_json_str(inst, "version"));
@@ -1383,14 +1362,14 @@ static void test_kill9_keeps_acknowledged_state(void **state)
                  "a new platform boot");
 
     /* A as acknowledged at once; B wants to run. */
-    inst = get_instance(env, a);
+    inst = it_get_instance(env, a);
     IT_CHECK(env,
              strcmp(it_json_str(inst, "state"), "enabled") == 0 &&
                  strcmp(it_json_str(inst, "desired_state"), "enabled") == 0,
              "A enabled after the restart (%s/%s)", it_json_str(inst, "state"),
              it_json_str(inst, "desired_state"));
     json_decref(inst);
-    inst = get_instance(env, b);
+    inst = it_get_instance(env, b);
     IT_CHECK(env, strcmp(it_json_str(inst, "desired_state"), "running") == 0,
              "B still desired running (%s)", it_json_str(inst, "desired_state"));
     json_decref(inst);
@@ -1404,7 +1383,7 @@ static void test_kill9_keeps_acknowledged_state(void **state)
     instance_host(env, b, host);
     check_host_ready(env, host, "highPerformance");
     invoke_expect(env, b, "hello, Bob");
-    inst = get_instance(env, a);
+    inst = it_get_instance(env, a);
     IT_CHECK(env, strcmp(it_json_str(inst, "state"), "enabled") == 0, "A still enabled (%s)",
              it_json_str(inst, "state"));
     json_decref(inst);

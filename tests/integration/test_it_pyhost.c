@@ -78,15 +78,7 @@ static void start_daemons(it_env_t *env, daemons_t *d, json_t *plugins)
 
 static void register_package(it_env_t *env, const char *path, const char *id)
 {
-    json_t *req = json_pack("{s:s}", "path", path);
-    json_t *body = NULL;
-    int st = it_http_post(env, "/api/v1/packages", req, &body);
-    json_decref(req);
-    if (st != 201)
-        show("POST /api/v1/packages", st, body);
-    IT_CHECK(env, st == 201, "register %s: 201 (got %d)", path, st);
-    IT_CHECK(env, strcmp(it_json_str(body, "package.id"), id) == 0, "package id %s (got %s)", id,
-             it_json_str(body, "package.id"));
+    json_t *body = it_register_package(env, path, id);
     IT_CHECK(env, strcmp(it_json_str(body, "package.language"), "python") == 0,
              "package language python (got %s)", it_json_str(body, "package.language"));
     json_decref(body);
@@ -136,18 +128,6 @@ static const char *act_ok(it_env_t *env, const char *uuid, const char *action, c
     snprintf(host, sizeof host, "%s", it_json_str(body, "instance.host"));
     json_decref(body);
     return host;
-}
-
-static json_t *get_instance(it_env_t *env, const char *uuid)
-{
-    char path[160];
-    snprintf(path, sizeof path, "/api/v1/instances/%s", uuid);
-    json_t *body = it_get_json(env, path);
-    json_t *inst = json_object_get(body, "instance");
-    IT_CHECK(env, json_is_object(inst), "GET %s holds the instance", path);
-    json_incref(inst);
-    json_decref(body);
-    return inst;
 }
 
 /* ---- invoke with a body ------------------------------------------------------ */
@@ -271,7 +251,7 @@ static void test_hook_exception_is_the_actions_error(void **state)
     IT_CHECK(env, strstr(msg, "ValueError") && strstr(msg, "shelf 7 is missing"),
              "the error names the exception: %s", msg);
     json_decref(body);
-    json_t *inst = get_instance(env, uuid);
+    json_t *inst = it_get_instance(env, uuid);
     IT_CHECK(env, strstr(it_json_str(inst, "last_error"), "ValueError: inventory enable refused"),
              "last_error holds the exception: %s", it_json_str(inst, "last_error"));
     IT_CHECK(env, strcmp(it_json_str(inst, "state"), "enabled") != 0, "not enabled (%s)",
@@ -345,7 +325,7 @@ static void test_hook_never_returns_host_killed(void **state)
                   (long long)it_json_int(h, "exit.signal", -1));
     json_decref(h);
     IT_CHECK(env, kill(pid, 0) != 0, "the host pid %d is gone", (int)pid);
-    json_t *inst = get_instance(env, uuid);
+    json_t *inst = it_get_instance(env, uuid);
     IT_CHECK(env, strcmp(it_json_str(inst, "state"), "failed") == 0, "instance failed (%s)",
              it_json_str(inst, "state"));
     IT_CHECK(env, strstr(it_json_str(inst, "last_error"), "1500") != NULL,
@@ -366,7 +346,7 @@ static void wait_running(it_env_t *env, const char *uuid)
 {
     uint64_t t0 = it_now_ms();
     for (;;) {
-        json_t *inst = get_instance(env, uuid);
+        json_t *inst = it_get_instance(env, uuid);
         bool up = strcmp(it_json_str(inst, "state"), "running") == 0 &&
                   json_is_string(json_object_get(inst, "host")) &&
                   json_is_false(json_object_get(inst, "busy"));

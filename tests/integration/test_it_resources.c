@@ -93,15 +93,7 @@ static void start_daemons(it_env_t *env)
 
 static void register_package(it_env_t *env, const char *path, const char *id)
 {
-    json_t *req = json_pack("{s:s}", "path", path);
-    json_t *body = NULL;
-    int st = it_http_post(env, "/api/v1/packages", req, &body);
-    json_decref(req);
-    char *d = dump(body);
-    IT_CHECK(env, st == 201, "register %s: 201 (got %d: %s)", path, st, d);
-    IT_CHECK(env, strcmp(it_json_str(body, "package.id"), id) == 0, "package id %s", id);
-    free(d);
-    json_decref(body);
+    json_decref(it_register_package(env, path, id));
 }
 
 static void register_example(it_env_t *env, const char *dir)
